@@ -1,0 +1,1 @@
+"""The model format, the IR, the interpreter and its execution plan."""

@@ -1,0 +1,1 @@
+"""edgeplex.delegates"""
