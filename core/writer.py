@@ -29,7 +29,7 @@ def write_model(model: Model, *, external_buffers: bool | None = None) -> bytes:
         external_buffers = blobs.total_bytes() > _FLATBUFFER_LIMIT
     if not external_buffers:
         return _build(model, blobs, None)
-    first = _build(model, blobs, [_PLACEHOLDER_OFFSET] * len(blobs.data))
+    first = _build(model, blobs, [_PLACEHOLDER_OFFSET if blob else 0 for blob in blobs.data])
     offsets, tail = blobs.layout(_aligned(len(first)))
     out = _build(model, blobs, offsets)
     if len(out) != len(first):

@@ -11,9 +11,31 @@ from functools import lru_cache
 
 from .registry import OpResolver, Registration, builtin_registrations, register
 
-#: Kernel modules, one per op family.
+#: Kernel modules, one per op family (a line per group keeps merges clean).
 KERNEL_MODULES: tuple[str, ...] = (
-    "elementwise",
+    # arithmetic, activations, comparisons and logic
+    "elementwise", "activations", "logic",
+
+    # convolution, linear algebra, pooling
+    "conv", "pooling",
+
+    # shapes and data movement
+    "movement", "sparse",
+
+    # gathers, resizing, reductions, normalization, selection
+    "gather", "resize", "reduce", "normalization", "selection",
+
+    # recurrent layers, control flow, variables
+    "sequence", "control_flow", "variables",
+
+    # quantize / dequantize
+    "quantize",
+
+    # integer convolution and linear algebra, hybrid (dynamic-range) kernels
+    "qconv", "hybrid", "qsequence",
+
+    # integer elementwise, activations and the rest
+    "qelementwise", "qactivations",
 )
 
 

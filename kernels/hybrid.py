@@ -1,0 +1,1 @@
+"""hybrid kernels (in progress)."""

@@ -1,0 +1,1 @@
+"""qactivations kernels (in progress)."""

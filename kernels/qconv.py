@@ -1,0 +1,1 @@
+"""qconv kernels (in progress)."""

@@ -1,0 +1,1 @@
+"""qelementwise kernels (in progress)."""

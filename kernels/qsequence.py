@@ -1,0 +1,1 @@
+"""qsequence kernels (in progress)."""

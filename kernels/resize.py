@@ -1,0 +1,1 @@
+"""resize kernels (in progress)."""

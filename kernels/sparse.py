@@ -1,0 +1,1 @@
+"""sparse kernels (in progress)."""

@@ -1,0 +1,1 @@
+"""variables kernels (in progress)."""
