@@ -142,3 +142,21 @@ def test_kernel_output_count_must_match_the_model() -> None:
     g.output(g.op("ADD", [x, x], outputs=[g.tensor("y", (1,))]))
     with pytest.raises(ModelError, match="model gives 1 outputs, the kernel produces 2"):
         edgeplex.Interpreter(model_content=mb.build(), resolver=resolver).allocate_tensors()
+
+
+def test_ops_on_constants_are_folded_at_allocate_time() -> None:
+    mb = ModelBuilder()
+    g = mb.main
+    x = g.input("x", (3,), np.float32)
+    half = g.constant("w16", np.float16([1.5, -2.0, 0.25]))
+    w = g.op("DEQUANTIZE", [half], outputs=[g.tensor("w", (3,), np.float32)])
+    w2 = g.op("MUL", [w, w])
+    g.output(g.op("ADD", [x, w2]))
+    it = edgeplex.Interpreter(model_content=mb.build(), profile=True)
+    it.allocate_tensors()
+    it.set_tensor(0, np.float32([1, 2, 3]))
+    it.invoke()
+    assert [r["op_name"] for r in it.profile_records()] == ["ADD"], "constant ops must fold"
+    np.testing.assert_array_equal(it.get_tensor(it.get_output_details()[0]["index"]),
+                                  np.float32([1, 2, 3]) + np.float32([2.25, 4.0, 0.0625]))
+    np.testing.assert_array_equal(it.get_tensor(w.index), [1.5, -2.0, 0.25])
