@@ -35,7 +35,7 @@ def rand_index(shape, limit, dtype=np.int32, seed=1):
 
 def litert_fails(model: bytes, inputs) -> str:
     """The error text of LiteRT running ``model`` (fails the test if it runs)."""
-    with pytest.raises(Exception) as info:
+    with pytest.raises(RuntimeError) as info:
         run_litert(model, inputs)
     return str(info.value)
 

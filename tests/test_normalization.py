@@ -49,7 +49,7 @@ def test_l2_normalization_epsilon(scale):
 def test_l2_normalization_fused_activation_rejected():
     model = one_op_model("L2_NORMALIZATION", [inp((2, 3))],
                          {"fused_activation_function": "RELU"}, out_shapes=[(2, 3)])
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):
         run_litert(model, [rand((2, 3))])
     with pytest.raises(UnsupportedOpError, match="L2_NORMALIZATION.*fused activation RELU"):
         edgeplex.Interpreter(model_content=model).allocate_tensors()

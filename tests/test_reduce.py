@@ -169,7 +169,7 @@ def test_reduce_non_constant_axes(op, dtype):
 def test_reduce_bad_axis(keep_dims):
     model = one_op_model("SUM", [inp((2, 3)), const([2], np.int32)], {"keep_dims": keep_dims},
                          out_shapes=[(2, 3)])
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):
         run_litert(model, [rand((2, 3))])
     with pytest.raises(ModelError, match="SUM.*axis 2 is out of range"):
         edgeplex.Interpreter(model_content=model).allocate_tensors()

@@ -109,7 +109,7 @@ def test_bilinear_align_and_half_pixel_rejected():
     model = one_op_model("RESIZE_BILINEAR", [inp((1, 2, 2, 1)), const([4, 4], np.int32)],
                          {"align_corners": True, "half_pixel_centers": True},
                          out_shapes=[(1, 4, 4, 1)])
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):
         run_litert(model, [rand((1, 2, 2, 1))])
     with pytest.raises(ModelError, match="RESIZE_BILINEAR.*align_corners and half_pixel"):
         edgeplex.Interpreter(model_content=model).allocate_tensors()

@@ -60,7 +60,7 @@ def test_select_rejects_broadcasting():
         allocate(model)
     model = one_op_model("SELECT", [inp((3,), np.bool_), inp((2, 3)), inp((2, 3))],
                          out_shapes=[(2, 3)], out_dtype=np.float32)
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):
         run_litert(model, [rand((3,), np.bool_), rand((2, 3)), rand((2, 3))])
     with pytest.raises(ModelError, match="SELECT.*condition"):
         allocate(model)
@@ -179,7 +179,7 @@ def test_topk_non_constant_k():
 def test_topk_k_too_large():
     model = two_output_model("TOPK_V2", [inp((2, 5)), const(6, np.int32)], np.float32, np.int32,
                              shape=(2, 6))
-    with pytest.raises(Exception, match="higher than"):
+    with pytest.raises(RuntimeError, match="higher than"):
         run_litert(model, [rand((2, 5))])
     with pytest.raises(ModelError, match=r"TOPK_V2.*k = 6 must lie in \[0, 5\]"):
         allocate(model)
