@@ -66,6 +66,17 @@ def test_bilinear_upscale_by_8_depth_8(dtype):
     check(model, [rand((1, 3, 2, 16), dtype)], exact=True)
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.uint8])
+@pytest.mark.parametrize("half", [False, True])
+def test_bilinear_integer_extremes(dtype, half):
+    """Type-bound values next to each other, upscaled with half-pixel
+    extrapolated weights at the border: no overflow, exact rounding."""
+    info = np.iinfo(dtype)
+    x = np.where(np.indices((1, 3, 4, 2)).sum(axis=0) % 2 == 0, info.min, info.max).astype(dtype)
+    model = resize_model("RESIZE_BILINEAR", (1, 3, 4, 2), (11, 13), dtype, half=half)
+    check(model, [x], exact=True)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.bool_, np.int16, np.float32])
 def test_nearest_index_formula_per_type(dtype):
     """2 -> 82 is a size where LiteRT's fixed-point index formula (one-byte
