@@ -149,9 +149,9 @@ def test_minmax_quantization_mismatch_rejected():
         edgeplex.Interpreter(model_content=model).allocate_tensors()
 
 
-@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
 def test_prod_of_unquantized_small_ints(dtype):
-    x = np.array([[1, -2, 3, 4], [5, 6, 7, 8]], dtype)
+    x = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype) * (1 if dtype == np.uint8 else -1)
     check(reduce_model("REDUCE_PROD", (2, 4), [1], dtype), [x], exact=True)
 
 
