@@ -315,8 +315,7 @@ class Delegation:
         lines = [f"{len(e.verdicts)} op(s) are taken by no delegate "
                  f"(delegates asked: {', '.join(d.name for d in self.order)}):"]
         for n, vs in sorted(e.verdicts.items()):
-            lines.append(f"  {nodes[n].describe()}: " + "; ".join(
-                f"{v.delegate}: {v.reason or 'declined'}" for v in vs))
+            lines.append(f"  {nodes[n].describe()}: {_reasons(vs)}")
         return NoDelegateError("\n".join(lines), e.verdicts)
 
     def _forbid_cpu(self, placement: Placement, nodes: Sequence[NodeInfo],
@@ -329,8 +328,7 @@ class Delegation:
                  "chosen delegate takes them:"]
         for n in left:
             others = [v for v in placement.verdicts[n] if v.delegate != CPU]
-            lines.append(f"  {nodes[n].describe()}: " + ("; ".join(
-                f"{v.delegate}: {v.reason or 'declined'}" for v in others) or "no delegates"))
+            lines.append(f"  {nodes[n].describe()}: {_reasons(others) or 'no delegates'}")
         raise UnsupportedOpError("\n".join(lines))
 
     def _delegate_rows(self) -> list[DelegateRow]:
@@ -441,13 +439,18 @@ def _availability(delegate: Any) -> str | None:
 
 def _as_verdict(name: str, answer: Any) -> Verdict:
     if isinstance(answer, Unsupported):
-        return Verdict(name, False, answer.reason or "declined (no reason given)")
+        return Verdict(name, False, answer.reason)
     if answer is None:
         return Verdict(name, False, "supports() returned None instead of True or "
                        "Unsupported(reason)", "error")
     if answer:
         return Verdict(name, True)
-    return Verdict(name, False, "declined (no reason given)")
+    return Verdict(name, False, "")                   # reports show "declined (no reason)"
+
+
+def _reasons(verdicts: Sequence[Verdict]) -> str:
+    return "; ".join(f"{v.delegate}: {v.reason or 'declined (no reason given)'}"
+                     for v in verdicts)
 
 
 def _framework_reason(plan: Any, node: NodeInfo) -> str | None:

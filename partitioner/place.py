@@ -82,7 +82,8 @@ def _claims(graph: Graph, table: Mapping[int, list[Verdict]], order: Sequence[st
 def _orphan_message(graph: Graph, orphans: Mapping[int, Sequence[Verdict]]) -> str:
     lines = [f"{len(orphans)} op(s) are taken by no delegate:"]
     for n, vs in orphans.items():
-        reasons = "; ".join(f"{v.delegate}: {v.reason or 'declined'}" for v in vs) or "no verdicts"
+        reasons = "; ".join(f"{v.delegate}: {v.reason or 'declined (no reason given)'}"
+                            for v in vs) or "no verdicts"
         lines.append(f"  op {n} ({graph.nodes[n].op}): {reasons}")
     return "\n".join(lines)
 

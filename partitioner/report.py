@@ -232,7 +232,7 @@ def _verdict_cell(n: NodeRow, delegate: str) -> str:
     if v.supported:
         return "yes"
     tag = "" if v.source == "supports" else f"[{v.source}] "
-    return _short(f"no: {tag}{v.reason}", 48)
+    return _short(f"no: {tag}{v.reason or 'declined (no reason given)'}", 48)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> Iterable[str]:
