@@ -115,7 +115,8 @@ class Im2col:
         self.direct = all(a.filter == 1 and a.stride == 1 for a in axes)
         self.scratch_bytes = 0
         if self.direct:
-            self._call = lambda x: as_shape(x, (self.rows, groups, cg)).transpose(1, 0, 2)
+            self._call = ViewCache(
+                lambda x: as_shape(x, (self.rows, groups, cg)).transpose(1, 0, 2))
             return
         pad = PaddedInput(in_shape, axes, F32)
         cols = np.empty((groups, n, *(a.out for a in axes), *(a.filter for a in axes), cg), F32)

@@ -227,6 +227,22 @@ def test_depthwise_conv_2d_without_bias(multiplier: int) -> None:
                        3 * multiplier, 9)
 
 
+@given(n=st.integers(1, 2), h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 4),
+       mult=st.integers(1, 3), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
+       padding=st.sampled_from(["SAME", "VALID"]), act=st.sampled_from(ACTIVATIONS))
+def test_depthwise_conv_2d_hypothesis(n: int, h: int, w: int, c: int, mult: int, kh: int,
+                                      kw: int, sh: int, sw: int, dh: int, dw: int,
+                                      padding: str, act: str) -> None:
+    if padding == "VALID" and ((kh - 1) * dh >= h or (kw - 1) * dw >= w):
+        kh = kw = 1   # keep the VALID output non-empty
+    model = one_op_model("DEPTHWISE_CONV_2D", [inp((n, h, w, c)),
+                                               const(weights(1, kh, kw, c * mult)),
+                                               const(weights(c * mult, seed=2))],
+                         depthwise_options(padding, (sh, sw), (dh, dw), act, mult))
+    check(model, **tol(kh * kw))
+
+
 # -- TRANSPOSE_CONV --------------------------------------------------------------------
 def transpose_conv_model(in_shape: Sequence[int], w_shape: Sequence[int],
                          out_hw: Sequence[int], padding: str, stride: Sequence[int],
@@ -288,6 +304,24 @@ def test_transpose_conv_weights_as_input() -> None:
                          {"padding": "SAME", "stride_h": 2, "stride_w": 2},
                          out_dtype=np.float32)
     check(model, **tol(4))
+
+
+@given(n=st.integers(1, 2), h=st.integers(1, 5), w=st.integers(1, 5), ic=st.integers(1, 3),
+       oc=st.integers(1, 3), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
+       sw=st.integers(1, 3), padding=st.sampled_from(["SAME", "VALID"]),
+       bias=st.booleans(), act=st.sampled_from(ACTIVATIONS), extra=st.integers(0, 2))
+def test_transpose_conv_hypothesis(n: int, h: int, w: int, ic: int, oc: int, kh: int, kw: int,
+                                   sh: int, sw: int, padding: str, bias: bool, act: str,
+                                   extra: int) -> None:
+    # Any output size whose forward convolution gives back the input size is valid: for
+    # VALID up to stride - 1 extra rows, for SAME down to stride - 1 fewer.
+    def size(n_in: int, k: int, s: int) -> int:
+        base = transposed_size(n_in, k, s, padding)
+        return base + min(extra, s - 1) if padding == "VALID" else base - min(extra, s - 1)
+    out_hw = (size(h, kh, sh), size(w, kw, sw))
+    model = transpose_conv_model((n, h, w, ic), (oc, kh, kw, ic), out_hw, padding, (sh, sw),
+                                 bias, act)
+    check(model, **tol(ic))
 
 
 # -- CONV_3D -----------------------------------------------------------------------------
@@ -393,6 +427,38 @@ def test_transpose_conv_then_dilated_conv_chain() -> None:
              conv_options("SAME", (1, 1), (2, 2), "RELU"))
     g.output(y)
     check(mb.build(), rtol=1e-4, atol=1e-4)
+
+
+# -- MediaPipe configurations -------------------------------------------------------------
+WINDOW_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D")
+
+
+def mediapipe_window_ops() -> dict[tuple, str]:
+    """Every distinct (op, version, options, input shapes) of the window ops in the
+    seven MediaPipe models, with the model it first appears in."""
+    from edgeplex.hwlab.zoo import MEDIAPIPE_MODELS, FetchError, mediapipe_model
+    configs: dict[tuple, str] = {}
+    for name in MEDIAPIPE_MODELS:
+        try:
+            graph = edgeplex.read_model(mediapipe_model(name)).main
+        except FetchError as e:
+            pytest.skip(f"MediaPipe models are not available: {e}")
+        for op in graph.operators:
+            if op.op in WINDOW_OPS:
+                shapes = tuple(graph.tensors[i].shape for i in op.inputs if i >= 0)
+                configs.setdefault((op.op, op.version, op.options, shapes), f"{name} op {op.index}")
+    return configs
+
+
+def test_mediapipe_window_op_configurations() -> None:
+    # Each layer configuration of the real models, as a one-op model with random weights
+    # (the layers' own weights are DEQUANTIZE / DENSIFY outputs, not constants).
+    configs = mediapipe_window_ops()
+    assert {c[0] for c in configs} == set(WINDOW_OPS)
+    for (op, version, options, shapes), where in configs.items():
+        ins = [inp(shapes[0])] + [const(weights(*s, seed=i)) for i, s in enumerate(shapes[1:])]
+        k = int(np.prod(shapes[1][1:])) if op != "MAX_POOL_2D" else 1
+        check(one_op_model(op, ins, options, version=version), what=where, **tol(k))
 
 
 # -- errors ---------------------------------------------------------------------------------
