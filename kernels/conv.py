@@ -280,12 +280,13 @@ def _depthwise_run(pad: PaddedInput, taps: Sequence[tuple[slice, ...]],
 
 
 # -- TRANSPOSE_CONV --------------------------------------------------------------------
-def _data_input_type(ctx: OpContext) -> str:
-    """TRANSPOSE_CONV's type key: its data input (input 2), not the output shape."""
+def transpose_conv_type_key(ctx: OpContext) -> str:
+    """TRANSPOSE_CONV's type key: its data input (input 2), not the output shape
+    (input 0, always INT32). For integer TRANSPOSE_CONV kernels to reuse."""
     return ctx.input(2).type_name if len(ctx.inputs) > 2 and ctx.inputs[2] else "NONE"
 
 
-@register("TRANSPOSE_CONV", versions=(1, 5), types=FLOAT_TYPES, type_key=_data_input_type)
+@register("TRANSPOSE_CONV", versions=(1, 5), types=FLOAT_TYPES, type_key=transpose_conv_type_key)
 def prepare_transpose_conv(ctx: OpContext) -> Prepared:
     """TRANSPOSE_CONV (float): inputs (output_shape, weights, input[, bias]); padding,
     strides, optional bias, clamp; a non-constant output_shape gives a dynamic output."""

@@ -446,7 +446,8 @@ def mediapipe_window_ops() -> dict[tuple, str]:
         for op in graph.operators:
             if op.op in WINDOW_OPS:
                 shapes = tuple(graph.tensors[i].shape for i in op.inputs if i >= 0)
-                configs.setdefault((op.op, op.version, op.options, shapes), f"{name} op {op.index}")
+                key = (op.op, op.version, op.options, shapes)
+                configs.setdefault(key, f"{name} op {op.index}")
     return configs
 
 
