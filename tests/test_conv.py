@@ -442,7 +442,7 @@ def mediapipe_window_ops() -> dict[tuple, str]:
         try:
             graph = edgeplex.read_model(mediapipe_model(name)).main
         except FetchError as e:
-            pytest.skip(f"MediaPipe models are not available: {e}")
+            pytest.fail(f"cannot fetch the MediaPipe models (no package index?): {e}")
         for op in graph.operators:
             if op.op in WINDOW_OPS:
                 shapes = tuple(graph.tensors[i].shape for i in op.inputs if i >= 0)
