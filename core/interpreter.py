@@ -71,7 +71,12 @@ class Interpreter:
     def allocate_tensors(self) -> None:
         """Prepare every op for the current input shapes and allocate memory."""
         shapes = [self._input_shapes[t] for t in self._model.main.inputs]
+        old, self._plan = self._plan, None
         self._plan = self._build_plan(shapes)
+        if old is not None:  # keep the values of inputs whose shape did not change
+            for t in self._model.main.inputs:
+                if old.values[t].shape == self._plan.values[t].shape:
+                    np.copyto(self._plan.values[t], old.values[t])
 
     def _build_plan(self, shapes: list[tuple[int, ...]]) -> SubgraphPlan:
         return SubgraphPlan(self._model, 0, self._resolver, self._runtime, shapes,
