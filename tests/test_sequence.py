@@ -22,42 +22,7 @@ import pytest
 import edgeplex
 from edgeplex import ModelBuilder
 from edgeplex.core.errors import ModelError, UnsupportedOpError
-from oracle import LiteRT, RESOLVERS, assert_close
-
-RTOL, ATOL = 1e-5, 1e-6
-
-
-# -- running several invokes in both runtimes ------------------------------------------
-def _invoke_all(it: Any, feeds: Sequence[Sequence[np.ndarray]], reset_at: int | None
-                ) -> list[list[np.ndarray]]:
-    it.allocate_tensors()
-    ins, outs = it.get_input_details(), it.get_output_details()
-    results = []
-    for k, feed in enumerate(feeds):
-        if k == reset_at:
-            it.reset_all_variables()
-        for d, x in zip(ins, feed):
-            it.set_tensor(d["index"], x)
-        it.invoke()
-        results.append([it.get_tensor(d["index"]) for d in outs])
-    return results
-
-
-def check_invokes(model: bytes, invokes: int = 3, reset_at: int | None = 2, seed: int = 0,
-                  rtol: float = RTOL, atol: float = ATOL) -> list[list[np.ndarray]]:
-    """Invoke both runtimes ``invokes`` times on random inputs (resetting variables
-    before invoke ``reset_at``) and compare every output of every invoke."""
-    rng = np.random.default_rng(seed)
-    probe = edgeplex.Interpreter(model_content=model)
-    specs = [(tuple(d["shape"]), d["dtype"]) for d in probe.get_input_details()]
-    feeds = [[rng.uniform(-2, 2, s).astype(dt) for s, dt in specs] for _ in range(invokes)]
-    want = _invoke_all(LiteRT(model_content=model,
-                              experimental_op_resolver_type=RESOLVERS["builtin"]),
-                       feeds, reset_at)
-    got = _invoke_all(edgeplex.Interpreter(model_content=model), feeds, reset_at)
-    for k, (g, w) in enumerate(zip(got, want)):
-        assert_close(g, w, rtol, atol, what=f"invoke {k}")
-    return got
+from stateful import check_invokes
 
 
 # -- LSTM models -------------------------------------------------------------------------
