@@ -2,6 +2,7 @@
 (variable tensors, resource variables, CALL_ONCE) and control flow."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -52,3 +53,11 @@ def check_invokes(model: bytes, invokes: int = 3, reset_at: int | None = 2, seed
     for k, (g, w) in enumerate(zip(got, want)):
         assert_close(g, w, rtol, atol, what=f"invoke {k}")
     return got
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def fixture(name: str) -> bytes:
+    """The bytes of ``tests/fixtures/NAME.tflite`` (made by make_sequence_models.py)."""
+    return (FIXTURES / f"{name}.tflite").read_bytes()

@@ -22,7 +22,7 @@ import pytest
 import edgeplex
 from edgeplex import ModelBuilder
 from edgeplex.core.errors import ModelError
-from stateful import check_invokes, invoke_all
+from stateful import check_invokes, fixture, invoke_all
 
 EXACT = {"rtol": 0.0, "atol": 0.0}
 
@@ -293,3 +293,40 @@ def test_while_cond_output_must_be_one_bool() -> None:
     g.output(*outs)
     with pytest.raises(ModelError, match=r"shape \[2\]; it must be a single BOOL"):
         _allocate(mb.build())
+
+
+# -- converter-made models (tests/fixtures/make_sequence_models.py) -----------------------------
+# The WHILE bodies hold FULLY_CONNECTED, GATHER, SPLIT, LOGISTIC, TANH, SLICE,
+# CONCATENATION, ... Tolerance rtol=1e-5, atol=5e-6: the recurrences are float32
+# matmuls summed in another order than LiteRT's plus its LOGISTIC/TANH, a few ulp
+# per step fed back through 5 contracting steps (gates in (0, 1), |tanh'| <= 1),
+# on values of O(1).
+WHILE_TOLERANCE = {"rtol": 1e-5, "atol": 5e-6}
+
+
+@pytest.mark.parametrize("name", ["keras_lstm_while", "keras_gru_while",
+                                  "keras_simple_rnn_while"])
+def test_fixture_keras_while_loops(name: str) -> None:
+    """Keras 3 recurrent layers the converter lowers to a WHILE over time steps."""
+    model = fixture(name)
+    assert "WHILE" in [op.op for op in edgeplex.read_model(model).main.operators]
+    check_invokes(model, invokes=3, reset_at=None, **WHILE_TOLERANCE)
+
+
+def test_fixture_tf_cond() -> None:
+    """tf.cond on a bool input: IF with MUL/ADD and MUL/SUB branches; both taken."""
+    model = fixture("tf_cond")
+    rng = np.random.default_rng(2)
+    feeds = [[np.array(flag), *(rng.uniform(-2, 2, 4).astype(np.float32) for _ in "xy")]
+             for flag in (True, False, True)]
+    check_invokes(model, feeds=feeds, reset_at=None, **EXACT)
+
+
+def test_fixture_tf_cond_computed() -> None:
+    """tf.cond on SUM(x) > 0 (SUM, GREATER, IF): inputs of both signs take both
+    branches. Tolerance 1e-6 for SUM's summation order near the branch point."""
+    model = fixture("tf_cond_computed")
+    rng = np.random.default_rng(3)
+    feeds = [[np.float32(s) * np.abs(rng.uniform(0.1, 2, 4)).astype(np.float32),
+              rng.uniform(-2, 2, 4).astype(np.float32)] for s in (1, -1, 1)]
+    check_invokes(model, feeds=feeds, reset_at=None, rtol=1e-6, atol=1e-6)

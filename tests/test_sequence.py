@@ -22,7 +22,7 @@ import pytest
 import edgeplex
 from edgeplex import ModelBuilder
 from edgeplex.core.errors import ModelError, UnsupportedOpError
-from stateful import check_invokes
+from stateful import check_invokes, fixture
 
 
 # -- LSTM models -------------------------------------------------------------------------
@@ -371,3 +371,19 @@ def test_lstm_weights_from_graph_inputs() -> None:
         ops[7] = g.input("r2c", (4, 4))
     rng_model = broken_lstm(weights_as_inputs, peephole=True)
     check_invokes(rng_model)
+
+
+# -- converter-made models (tests/fixtures/make_sequence_models.py) -----------------------------
+def test_fixture_keras_lstm() -> None:
+    """tf-keras LSTM fused by the converter: UNIDIRECTIONAL_SEQUENCE_LSTM with
+    cell_clip 10 and variable-tensor states carried across invokes."""
+    model = fixture("keras_lstm")
+    assert [op.op for op in edgeplex.read_model(model).main.operators] == [
+        "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    check_invokes(model, invokes=4, reset_at=2)
+
+
+def test_fixture_keras_bidirectional_lstm() -> None:
+    """tf-keras Bidirectional(LSTM): two fused LSTMs, REVERSE_V2, CONCATENATION
+    (exact data movement, so the LSTM tolerance applies)."""
+    check_invokes(fixture("keras_bidirectional_lstm"), invokes=3, reset_at=1)

@@ -14,7 +14,7 @@ import pytest
 import edgeplex
 from edgeplex import ModelBuilder
 from edgeplex.core.errors import InterpreterError
-from stateful import check_invokes, invoke_all
+from stateful import check_invokes, fixture, invoke_all
 
 EXACT = {"rtol": 0.0, "atol": 0.0}
 
@@ -154,3 +154,23 @@ def test_variable_tensor_state_carries_and_resets() -> None:
     it = edgeplex.Interpreter(model_content=model)
     again = invoke_all(it, [[x]] * 2)
     np.testing.assert_array_equal(again[1][0], got[1][0])
+
+
+# -- converter-made models (tests/fixtures/make_sequence_models.py) -----------------------------
+def test_fixture_tf_variable() -> None:
+    """A tf.Variable updated each call: CALL_ONCE, VAR_HANDLE, READ/ASSIGN_VARIABLE."""
+    model = fixture("tf_variable")
+    ops = {op.op for sg in edgeplex.read_model(model).subgraphs for op in sg.operators}
+    assert {"CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"} <= ops
+    got = check_invokes(model, invokes=4, reset_at=2, **EXACT)
+    assert not np.array_equal(got[0][0], got[1][0])
+
+
+def test_fixture_keras_lstm_stateful() -> None:
+    """A stateful tf-keras LSTM: states in resource variables, a WHILE over time
+    (TRANSPOSE, FULLY_CONNECTED, ... inside); the state carries over invokes and
+    survives reset_all_variables as in LiteRT. Tolerance as for the WHILE-lowered
+    recurrent layers (test_control_flow.py), over 4 invokes of 5 steps."""
+    got = check_invokes(fixture("keras_lstm_stateful"), invokes=4, reset_at=2,
+                        rtol=1e-5, atol=5e-6)
+    assert len(got) == 4
