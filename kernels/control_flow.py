@@ -15,6 +15,10 @@ Semantics follow LiteRT's ``while.cc``, ``if.cc`` and ``call_once.cc``:
   outputs are static only when both branches give the same static shapes.
 * CALL_ONCE: runs its init subgraph on the first invoke of the interpreter
   and never again (``reset_all_variables`` does not re-arm it in LiteRT).
+
+Variable tensors inside a called subgraph (say an RNN state in a WHILE body)
+start from zero at each execution of the WHILE/IF and carry across the
+loop's iterations only: that is what LiteRT does.
 """
 from __future__ import annotations
 
@@ -90,6 +94,13 @@ def _copies(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.array(a, copy=True) for a in arrays]
 
 
+def _fresh_variables(*runners: Any) -> None:
+    """Variable tensors of the called subgraphs start from their initial value at
+    every execution of the op, as in LiteRT (they carry across WHILE iterations)."""
+    for runner in runners:
+        runner.reset_variables()
+
+
 # -- WHILE ---------------------------------------------------------------------------
 @register("WHILE", versions=(1, 1), types=_ANY, type_key=_any_type)
 def prepare_while(ctx: OpContext) -> Prepared:
@@ -156,6 +167,7 @@ def _static_loop(test: Callable[[list[np.ndarray]], bool], cond: Runner, body: R
                  ) -> Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], None]:
     """Loop in the op's output buffers: every shape stays the same."""
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        _fresh_variables(cond, body)
         for out, x in zip(outs, ins):
             np.copyto(out, x)
         while test(cond(outs)):
@@ -168,6 +180,7 @@ def _dynamic_loop(test: Callable[[list[np.ndarray]], bool], cond: Runner, body: 
                   ) -> Callable[[Sequence[np.ndarray], Sequence[Any]], list[np.ndarray]]:
     """Loop on fresh copies: the body may change shapes, so outputs are data-dependent."""
     def run(ins: Sequence[np.ndarray], outs: Sequence[Any]) -> list[np.ndarray]:
+        _fresh_variables(cond, body)
         values = _copies(ins)
         while test(cond(values)):
             values = _copies(body(values))
@@ -205,6 +218,7 @@ def _static_branch(then: Runner, other: Runner
                    ) -> Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], None]:
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         branch = then if ins[0].reshape(-1)[0] else other
+        _fresh_variables(branch)
         for out, y in zip(outs, branch(ins[1:])):
             np.copyto(out, y)
     return run
@@ -214,6 +228,7 @@ def _dynamic_branch(then: Runner, other: Runner
                     ) -> Callable[[Sequence[np.ndarray], Sequence[Any]], list[np.ndarray]]:
     def run(ins: Sequence[np.ndarray], outs: Sequence[Any]) -> list[np.ndarray]:
         branch = then if ins[0].reshape(-1)[0] else other
+        _fresh_variables(branch)
         return _copies(branch(ins[1:]))
     return run
 

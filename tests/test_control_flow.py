@@ -196,6 +196,66 @@ def test_call_once_runs_once_per_interpreter() -> None:
     assert [g[0].tolist() for g in got] == [[11, 22], [12, 24], [13, 26], [14, 28]]
 
 
+# -- variable tensors inside called subgraphs -------------------------------------------------
+def _rnn(g: Any, x: Any) -> Any:
+    """An RNN step on x (2, 3) with a variable-tensor state (2, 4)."""
+    rng = np.random.default_rng(0)
+    w, r, b = (g.constant(n, rng.uniform(-1, 1, s).astype(np.float32))
+               for n, s in (("w", (4, 3)), ("r", (4, 4)), ("b", (4,))))
+    return g.op("RNN", [x, w, r, b, g.variable("state", (2, 4))],
+                {"fused_activation_function": "TANH"})
+
+
+def test_while_body_state_carries_across_iterations_only() -> None:
+    """An RNN state in a WHILE body carries from one iteration to the next but
+    starts from zero at every execution of the WHILE, as in LiteRT.
+
+    Tolerance 1e-6: the RNN's matmul sums in another order than LiteRT's."""
+    mb = ModelBuilder()
+    g = mb.main
+    go = [g.input(f"go{i}", (), np.bool_) for i in range(3)]
+    x = g.input("x", (2, 3))
+    cond, body = mb.subgraph("cond"), mb.subgraph("body")
+
+    def loop_inputs(sg: Any) -> tuple[list[Any], Any]:
+        flags = [sg.input(f"f{i}", (), np.bool_) for i in range(3)]
+        xs = sg.input("x", (2, 3))
+        sg.input("y", (2, 4))
+        return flags, xs
+    cond.output(loop_inputs(cond)[0][0])
+    flags, xs = loop_inputs(body)
+    body.output(*flags[1:], body.constant("false", np.array(False)), xs, _rnn(body, xs))
+    outs = loop_outputs(g, 3)
+    g.op("WHILE", [*go, x, g.constant("y0", np.zeros((2, 4), np.float32))],
+         {"cond_subgraph_index": 1, "body_subgraph_index": 2}, outputs=outs)
+    g.output(outs[-1])
+    xv = np.random.default_rng(1).uniform(-1, 1, (2, 3)).astype(np.float32)
+    feeds = [_flags(*f) + [xv] for f in SCHEDULES[1:] + SCHEDULES[1:2]]
+    got = check_invokes(mb.build(), feeds=feeds, reset_at=None, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got[0][0], got[3][0])      # one iteration, fresh state
+    assert not np.allclose(got[0][0], got[1][0])               # two iterations carry it
+
+
+def test_if_branch_state_is_fresh_each_time() -> None:
+    """Two IF ops calling one branch that holds an RNN state each see a fresh state,
+    invoke after invoke, as in LiteRT. Tolerance as above."""
+    mb = ModelBuilder()
+    g = mb.main
+    c, x = g.input("c", (1,), np.bool_), g.input("x", (2, 3))
+    then, other = mb.subgraph("then"), mb.subgraph("else")
+    then.output(_rnn(then, then.input("x", (2, 3))))
+    other.input("x", (2, 3))
+    one = other.constant("one", np.ones((2, 4), np.float32))
+    other.output(other.op("ADD", [one, one]))
+    ys = [g.op("IF", [c, x], {"then_subgraph_index": 1, "else_subgraph_index": 2},
+               dtype=np.float32) for _ in range(2)]
+    g.output(*ys)
+    xv = np.random.default_rng(1).uniform(-1, 1, (2, 3)).astype(np.float32)
+    feeds = [[np.array([flag]), xv] for flag in (True, True, False, True)]
+    got = check_invokes(mb.build(), feeds=feeds, reset_at=None, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got[0][0], got[1][1])
+
+
 # -- malformed models ----------------------------------------------------------------------------
 def _allocate(model: bytes) -> None:
     edgeplex.Interpreter(model_content=model).allocate_tensors()
