@@ -420,6 +420,13 @@ def _check_states(ctx: OpContext, spec: LstmSpec, batch: int) -> None:
     _state(ctx, spec.layout.state[1], batch * spec.n_cell, "cell state")
 
 
+def _scratch(spec: LstmSpec, steps: int, batch: int) -> int:
+    """Bytes run_lstm allocates: the input projection of every step plus one
+    step's gates, activated cell and output."""
+    gates = len(spec.gates) * spec.n_cell
+    return 4 * batch * (steps * gates + gates + 2 * spec.n_cell + spec.n_output)
+
+
 def _time_major(a: np.ndarray, time_major: bool) -> np.ndarray:
     """A (T, B, ...) view of a sequence tensor."""
     return a if time_major else a.swapaxes(0, 1)
@@ -459,7 +466,8 @@ def prepare_unidirectional_sequence_lstm(ctx: OpContext) -> Prepared:
         h, c = _states(ins, spec, batch)
         run_lstm(spec, params, weights(ins), _time_major(ins[0], time_major), None,
                  _time_major(outs[0], time_major), h, c)
-    return ctx.done(run, (*x.shape[:2], spec.n_output))
+    return ctx.done(run, (*x.shape[:2], spec.n_output),
+                    scratch_bytes=_scratch(spec, t_len, batch))
 
 
 @register("LSTM", versions=(1, 4), types=FLOAT_TYPES, when=_lstm_float_weights)
@@ -477,7 +485,7 @@ def prepare_lstm(ctx: OpContext) -> Prepared:
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         h, c = _states(ins, spec, batch)
         run_lstm(spec, params, weights(ins), ins[0][None], None, outs[0][None], h, c)
-    return ctx.done(run, (batch, spec.n_output))
+    return ctx.done(run, (batch, spec.n_output), scratch_bytes=_scratch(spec, 1, batch))
 
 
 def _prepare_basic_lstm(ctx: OpContext) -> Prepared:
@@ -555,9 +563,10 @@ def prepare_bidirectional_sequence_lstm(ctx: OpContext) -> Prepared:
                  *_states(ins, fw, batch))
         run_lstm(bw, params, w_bw(ins), aux_seq if cross else seq,
                  None if cross else aux_seq, out_bw, *_states(ins, bw, batch), reverse=True)
+    scratch = _scratch(fw, t_len, batch) + _scratch(bw, t_len, batch)
     if merge:
-        return ctx.done(run, (*lead, fw.n_output + bw.n_output))
-    return ctx.done(run, (*lead, fw.n_output), (*lead, bw.n_output))
+        return ctx.done(run, (*lead, fw.n_output + bw.n_output), scratch_bytes=scratch)
+    return ctx.done(run, (*lead, fw.n_output), (*lead, bw.n_output), scratch_bytes=scratch)
 
 
 def _aux_input(ctx: OpContext, x: TensorSpec) -> tuple[TensorSpec | None, int, bool]:

@@ -344,7 +344,8 @@ def test_while_cond_output_must_be_one_bool() -> None:
     g = mb.main
     f, x = g.input("f", (2,), np.bool_), g.input("x", (1,))
     cond, body = mb.subgraph("cond"), mb.subgraph("body")
-    cf, cx = cond.input("f", (2,), np.bool_), cond.input("x", (1,))
+    cf = cond.input("f", (2,), np.bool_)
+    cond.input("x", (1,))
     cond.output(cf)
     bf, bx = body.input("f", (2,), np.bool_), body.input("x", (1,))
     body.output(bf, bx)

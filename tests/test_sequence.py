@@ -14,7 +14,7 @@ here with 8 time steps x 3 invokes is 1.5e-7 absolute, ~7x below atol.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
