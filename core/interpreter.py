@@ -183,11 +183,14 @@ class Interpreter:
             plan.run(self._profile)
 
     def reset_all_variables(self) -> None:
-        """Reset variable tensors and resource variables to their initial values."""
+        """Reset variable tensors to their initial values.
+
+        As in LiteRT, resource variables (VAR_HANDLE/ASSIGN_VARIABLE) keep
+        their values and CALL_ONCE init subgraphs do not run again.
+        """
         if self._plan is not None:
             for t in list(self._variables):
                 np.copyto(self._variables[t], self._plan.initial_variable(t))
-        self._runtime.resources.clear()
 
     # -- details -------------------------------------------------------------------
     def get_input_details(self) -> list[dict[str, Any]]:

@@ -462,6 +462,12 @@ class SubgraphRunner:
             self._plans[key] = plan
         return plan
 
+    def reset_variables(self) -> None:
+        """Put every plan's variable tensors back to their initial values."""
+        for plan in self._plans.values():
+            for t, value in plan.variables.items():
+                np.copyto(value, plan.initial_variable(t))
+
     def output_shapes(self, shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, ...] | None]:
         """Output shapes for these input shapes (None where data-dependent)."""
         plan = self.plan(shapes)
