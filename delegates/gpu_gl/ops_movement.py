@@ -181,10 +181,11 @@ def _strided(node: Any, shape: list[int], begin: list[int]
     return starts, step, shrunk
 
 
-def _bound(value: int, size: int, step: int, masked: bool) -> int:
-    """TFLite's clamped start (or stop) index of one axis."""
+def _bound(value: int, size: int, step: int, masked: bool, stop: bool = False) -> int:
+    """TFLite's clamped start (or, with ``stop``, stop) index of one axis; a masked
+    bound is the far end the stride walks from (or to)."""
     if masked:
-        value = -(2 ** 31) if step > 0 else 2 ** 31 - 1
+        value = -(2 ** 31) if (step > 0) != stop else 2 ** 31 - 1
     if value < 0:
         value += size
     return min(max(value, 0), size) if step > 0 else min(max(value, -1), size - 1)
@@ -208,7 +209,7 @@ def _slice_shape(node: Any) -> list[int] | str:
             out.append(1)
             continue
         stop_value = starts[d] + end[d] if getattr(o, "offset", False) else end[d]
-        stop = _bound(stop_value, shape[d], step[d], bool(o.end_mask >> d & 1))
+        stop = _bound(stop_value, shape[d], step[d], bool(o.end_mask >> d & 1), stop=True)
         out.append(max(0, math.ceil((stop - starts[d]) / step[d])))
     return out
 
