@@ -12,8 +12,8 @@ differences are ~2e-6 of the output's scale.
 Tolerance, fp16 storage: every activation and weight is rounded to float16
 (unit roundoff 2^-11 ~ 4.9e-4) at every layer, so the error is a random
 walk of ~depth roundings amplified by the layers' gains: we allow atol
-2e-2 x the output's scale (observed: ~3e-3 to 6e-3 over the models tried),
-still tight enough that a wrong op (or a lost activation) fails.
+1e-2 x the output's scale (observed: 4.9e-4 to 2.3e-3 over the seven
+models), still tight enough that a wrong op (or a lost activation) fails.
 """
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from test_gpu import assert_all_on_gpu, gpu_interpreter, run
 
 from edgeplex.hwlab.zoo import MEDIAPIPE_MODELS, FetchError, mediapipe_model
 
-FP16_MODELS = ("face_detection_short_range", "iris_landmark")
+#: fp16 runs cost a second set of programs: two models, the sparse one (DENSIFY) and
+#: the one with the largest observed fp16 error among them
+FP16_MODELS = ("face_detection_full_range_sparse", "iris_landmark")
 
 
 def _model(name: str) -> bytes:
@@ -59,4 +61,4 @@ def test_mediapipe_on_gpu_fp32(name: str) -> None:
 
 @pytest.mark.parametrize("name", FP16_MODELS)
 def test_mediapipe_on_gpu_fp16(name: str) -> None:
-    _check(name, "fp16", 0.0, 2e-2)
+    _check(name, "fp16", 0.0, 1e-2)

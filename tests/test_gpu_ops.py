@@ -80,8 +80,10 @@ ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 def binary_cases() -> list[Case]:
     out = []
+    # the first three run one element per invocation, the last three four (vec4)
     shapes = [((2, 3, 4, 5), (2, 3, 4, 5), "same"), ((1, 4, 4, 3), (3,), "channel"),
-              ((2, 1, 3), (1, 4, 1), "both"), ((3, 5), None, "scalar")]
+              ((2, 1, 3), (1, 4, 1), "both"), ((3, 8), None, "scalar-vec4"),
+              ((2, 3, 8), (3, 1), "last-broadcast-vec4"), ((1, 2, 3, 8), (2, 1, 8), "vec4")]
     for op, tol in [("ADD", "exact"), ("SUB", "exact"), ("MUL", "exact"), ("DIV", "ulp"),
                     ("MAXIMUM", "exact"), ("MINIMUM", "exact"),
                     ("SQUARED_DIFFERENCE", "exact")]:
@@ -103,7 +105,8 @@ UNARY = [("ABS", "exact", -3, 3), ("EXP", "ulp", -5, 5), ("LOG", "ulp", 0.01, 9)
 
 
 def unary_cases() -> list[Case]:
-    out = [Case(op, [inp((2, 3, 5, 7))], {}, tol, lo, hi) for op, tol, lo, hi in UNARY]
+    out = [Case(op, [inp((2, 3, 4, 7))], {}, tol, lo, hi) for op, tol, lo, hi in UNARY]
+    out += [Case(op, [inp((3, 7))], {}, tol, lo, hi, name="odd") for op, tol, lo, hi in UNARY]
     out += [Case(op, [inp((4, 50))], {}, "ulp", -0.2, 0.2, name="near0")
             for op in ("TANH", "ELU", "LOGISTIC", "EXP")]
     out += [Case("LEAKY_RELU", [inp((2, 6, 7))], {"alpha": 0.2}, "ulp"),

@@ -117,7 +117,7 @@ class Compiler:
         last = self._last_uses()
         for i, (node, shader) in enumerate(self.steps):
             out = node.outputs[0].index
-            size = storage_bytes(shader.count, "data", self.fp16)
+            size = storage_bytes(int(np.prod(node.outputs[0].shape)), "data", self.fp16)
             lay.slot_of[out] = (lay.new_slot(self.device.buffer(reserve=size), size)
                                 if out in pinned else lay.take(size))
             for root, end in last.items():

@@ -3,9 +3,13 @@
 An op is described by a :class:`Shader`: a GLSL *body* that defines
 ``float compute(uint i)`` (the value of output element ``i``) or, with
 ``width=4``, ``vec4 compute4(uint i)`` (elements ``i .. i+3``, ``i`` a
-multiple of 4), plus the :class:`Operand` buffers it reads. The body reads
-operand ``k`` through ``xk(i)`` (one element) and ``xkv(i)`` (four
-consecutive elements, ``i`` even for fp16 storage).
+multiple of 4), or, with ``width=0``, ``void run(uint g)`` for invocation
+``g`` of ``count``, which writes its own results with ``store4(i, v)``
+(``i`` a multiple of 4; the fused activation is applied there). The body
+reads operand ``k`` through ``xk(i)`` (one element) and ``xkv(i)`` (four
+consecutive elements, ``i`` a multiple of 4); an operand declared with
+``vec4=True`` is bound as an array of vec4 and also offers ``xkq(j)``, its
+``j``-th group of four (one aligned 16-byte load).
 
 :func:`render` wraps the body into a complete program for a storage
 precision: std430 SSBOs, binding 0 the output and 1.. the operands; with
@@ -46,6 +50,7 @@ class Operand:
     tensor: int | None = None
     array: np.ndarray | None = None
     kind: str = "data"
+    vec4: bool = False
 
 
 @dataclass
@@ -84,6 +89,8 @@ def groups(invocations: int) -> tuple[int, int]:
 
 def invocations(shader: Shader, fp16: bool) -> int:
     """Invocations a dispatch of ``shader`` needs at a storage precision."""
+    if shader.width == 0:
+        return shader.count
     if shader.width == 4:
         return shader.count // 4
     return (shader.count + 1) // 2 if fp16 else shader.count
@@ -99,6 +106,8 @@ def render(shader: Shader, fp16: bool) -> tuple[str, tuple[int, int]]:
     for k, op in enumerate(shader.operands):
         parts.append(_operand(k, op, fp16))
     parts.append(_activation(shader.act))
+    if shader.width == 0:
+        parts.append(_store4(fp16))
     parts += list(dict.fromkeys(shader.helpers))
     parts.append(shader.body.strip("\n"))
     parts.append(_main(shader, fp16, gx))
@@ -115,6 +124,15 @@ def _operand(k: int, op: Operand, fp16: bool) -> str:
     if op.kind == "i32":
         return "\n".join([_buffer(k + 1, d, "int", "readonly"),
                           f"int x{k}(uint i) {{ return {d}[i]; }}"])
+    if op.vec4:
+        half = op.kind == "data" and fp16
+        load = (f"vec4(unpackHalf2x16({d}[j].x), unpackHalf2x16({d}[j].y))" if half
+                else f"{d}[j]")
+        return "\n".join([
+            _buffer(k + 1, d, "uvec2" if half else "vec4", "readonly"),
+            f"vec4 x{k}q(uint j) {{ return {load}; }}",
+            f"vec4 x{k}v(uint i) {{ return x{k}q(i >> 2u); }}",
+            f"float x{k}(uint i) {{ return x{k}q(i >> 2u)[i & 3u]; }}"])
     if op.kind == "data" and fp16:
         return "\n".join([
             _buffer(k + 1, d, "uint", "readonly"),
@@ -138,11 +156,22 @@ def _activation(act: str) -> str:
     return f"#define ACT(v) ({expr})"
 
 
+def _store4(fp16: bool) -> str:
+    if fp16:
+        body = ("uint j = i >> 1u; o[j] = packHalf2x16(v.xy); "
+                "o[j + 1u] = packHalf2x16(v.zw);")
+    else:
+        body = "o[i] = v.x; o[i + 1u] = v.y; o[i + 2u] = v.z; o[i + 3u] = v.w;"
+    return f"void store4(uint i, vec4 v) {{ v = ACT(v); {body} }}"
+
+
 def _main(shader: Shader, fp16: bool, gx: int) -> str:
     n, row = u(shader.count), u(gx * LOCAL_SIZE)
     head = ["void main() {",
             f"  uint g = gl_GlobalInvocationID.y * {row} + gl_GlobalInvocationID.x;"]
-    if shader.width == 4:
+    if shader.width == 0:
+        head += [f"  if (g >= {n}) return;", "  run(g);"]
+    elif shader.width == 4:
         head += [f"  if (g >= {u(shader.count // 4)}) return;",
                  "  vec4 v = ACT(compute4(4u * g));"]
         if fp16:

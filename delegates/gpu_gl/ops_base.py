@@ -74,10 +74,17 @@ class Build:
         return Operand(tensor=self.node.inputs[k].index)
 
     def shader(self, body: str, operands: list[Operand], *, width: int = 1,
-               act: str = "NONE", helpers: tuple[str, ...] = ()) -> Shader:
-        """A Shader computing output 0 of this node."""
-        return Shader(body, operands, self.out_count, width, act,
+               act: str = "NONE", helpers: tuple[str, ...] = (),
+               invocations: int | None = None) -> Shader:
+        """A Shader computing output 0 of this node (``width=0``: ``invocations``
+        runs of ``run(g)``)."""
+        count = self.out_count if invocations is None else invocations
+        return Shader(body, operands, count, width, act,
                       f"{self.node.op} (op {self.node.index})", helpers)
+
+    def xv(self, k: int) -> Operand:
+        """Input ``k`` bound as an array of vec4 (see glsl)."""
+        return Operand(tensor=self.node.inputs[k].index, vec4=True)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def build_conv(b: Build) -> Any:
     oc, kh, kw, ic = b.shape(1)
     weights = b.const(1)
     if weights is not None and oc % 4 == 0:
-        return _conv4(b, weights.astype(np.float32))
+        return _conv_tiled(b, weights.astype(np.float32))
     operands = [b.x(0), b.x(1)]
     bias = _bias(b, 2, operands, "oc")
     step, term = _dot_terms(ic, "ib", "wb")
@@ -119,23 +119,92 @@ def build_conv(b: Build) -> Any:
     return b.shader(body, operands, act=activation(b.node))
 
 
-def _conv4(b: Build, weights: np.ndarray) -> Any:
+#: output pixels per invocation of the tiled convolutions (they share each weight load)
+TILE = 4
+
+
+def _tile_pixels(b: Build) -> str:
+    """GLSL: per tile pixel j, its clamped flat index ppj and origin (yoj, xoj) in the input."""
+    n, oh, ow, _ = b.out_shape
+    _, h, w, _ = b.shape(0)
+    kh, kw = _kernel_hw(b)
+    sh, sw, dh, dw = _dims(b.node)
+    ph = window(b.options.padding, h, kh, sh, dh)[1]
+    pw = window(b.options.padding, w, kw, sw, dw)[1]
+    last = n * oh * ow - 1
+    lines = []
+    for j in range(TILE):
+        lines.append(f"  uint pp{j} = min(pt + {u(j)}, {u(last)}); "
+                     f"uint ox{j} = pp{j} % {u(ow)}; uint r{j} = pp{j} / {u(ow)}; "
+                     f"uint oy{j} = r{j} % {u(oh)}; uint n{j} = r{j} / {u(oh)};")
+        lines.append(f"  int yo{j} = int(oy{j} * {u(sh)}) - {ph}; "
+                     f"int xo{j} = int(ox{j} * {u(sw)}) - {pw}; vec4 s{j} = vec4(0.0);")
+    return "\n".join(lines)
+
+
+def _kernel_hw(b: Build) -> tuple[int, int]:
+    w = b.shape(1)
+    return int(w[1]), int(w[2])
+
+
+def _tile_taps(b: Build, inner: str) -> str:
+    """GLSL: loops over filter taps computing, per pixel j, validity vj and the
+    flat input index bj of its pixel (0 when outside: the load is then masked)."""
+    _, h, w, ic = b.shape(0)
+    kh, kw = _kernel_hw(b)
+    _, _, dh, dw = _dims(b.node)
+    per = []
+    for j in range(TILE):
+        per.append(f"      int iy{j} = yo{j} + int(ky * {u(dh)}); "
+                   f"int ix{j} = xo{j} + int(kx * {u(dw)});")
+        per.append(f"      bool v{j} = iy{j} >= 0 && iy{j} < {h} && ix{j} >= 0 && ix{j} < {w};")
+        per.append(f"      uint b{j} = v{j} ? ((n{j} * {u(h)} + uint(iy{j})) * {u(w)} "
+                   f"+ uint(ix{j})) * {u(ic)} : 0u;")
+    return (f"  for (uint ky = 0u; ky < {u(kh)}; ++ky) {{\n"
+            f"    for (uint kx = 0u; kx < {u(kw)}; ++kx) {{\n" + "\n".join(per) + "\n"
+            + inner + "\n    }\n  }")
+
+
+def _tile_stores(b: Build, bias: str) -> str:
+    """GLSL: store the tile's results (pixels past the end are skipped)."""
+    oc = b.out_shape[3]
+    total = int(np.prod(b.out_shape[:3]))
+    lines = [f"  vec4 bias = {bias};"]
+    for j in range(TILE):
+        guard = f"if (pt + {u(j)} < {u(total)}) " if j else ""
+        lines.append(f"  {guard}store4((pt + {u(j)}) * {u(oc)} + 4u * ob, s{j} + bias);")
+    return "\n".join(lines)
+
+
+def _conv_tiled(b: Build, weights: np.ndarray) -> Any:
+    """CONV_2D, constant filter, OC % 4 == 0: each invocation computes 4 output
+    channels for TILE consecutive output pixels, loading each weight once."""
     oc, kh, kw, ic = weights.shape
-    blocked = weights.reshape(oc // 4, 4, kh, kw, ic).transpose(0, 2, 3, 4, 1)
-    operands = [b.x(0), Operand(array=np.ascontiguousarray(blocked).reshape(-1))]
-    bias = _bias(b, 2, operands, "oc", vec=True)
-    if ic % 4 == 0:
-        loop = ("      for (uint c = 0u; c < IC; c += 4u) {\n"
-                "        vec4 a = x0v(ib + c); uint k = wb + 4u * c;\n"
-                "        s += a.x * x1v(k) + a.y * x1v(k + 4u) + a.z * x1v(k + 8u)"
-                " + a.w * x1v(k + 12u);\n      }")
+    q = oc // 4
+    blocked = weights.reshape(q, 4, kh, kw, ic).transpose(0, 2, 3, 4, 1)
+    vec_in = ic % 4 == 0
+    operands = [b.xv(0) if vec_in else b.x(0),
+                Operand(array=np.ascontiguousarray(blocked).reshape(-1), vec4=True)]
+    bias = _bias(b, 2, operands, "4u * ob", vec=True)
+    if vec_in:
+        acc = "\n".join(f"        {{ vec4 a = v{j} ? x0q((b{j} + c) >> 2u) : vec4(0.0); "
+                        f"s{j} += a.x * w0 + a.y * w1 + a.z * w2 + a.w * w3; }}"
+                        for j in range(TILE))
+        inner = (f"      uint wq = ((ob * {u(kh)} + ky) * {u(kw)} + kx) * {u(ic)};\n"
+                 f"      for (uint c = 0u; c < {u(ic)}; c += 4u) {{\n"
+                 "        vec4 w0 = x1q(wq + c); vec4 w1 = x1q(wq + c + 1u);\n"
+                 "        vec4 w2 = x1q(wq + c + 2u); vec4 w3 = x1q(wq + c + 3u);\n"
+                 f"{acc}\n      }}")
     else:
-        loop = "      for (uint c = 0u; c < IC; ++c) s += x0(ib + c) * x1v(wb + 4u * c);"
-    inner = (f"      uint wb = ((oc / 4u * {u(kh)} + ky) * {u(kw)} + kx) * IC * 4u;\n{loop}")
-    body = (f"const uint IC = {u(ic)};\nvec4 compute4(uint i) {{ "
-            f"{coords('i', b.out_shape, NHWC)}\n  vec4 s = vec4(0.0);"
-            f"{_window_loops(b, kh, kw, inner)}\n  return s + {bias};\n}}")
-    return b.shader(body, operands, width=4, act=activation(b.node))
+        acc = "\n".join(f"        s{j} += (v{j} ? x0(b{j} + c) : 0.0) * w;" for j in range(TILE))
+        inner = (f"      uint wq = ((ob * {u(kh)} + ky) * {u(kw)} + kx) * {u(ic)};\n"
+                 f"      for (uint c = 0u; c < {u(ic)}; ++c) {{\n"
+                 f"        vec4 w = x1q(wq + c);\n{acc}\n      }}")
+    pixels = int(np.prod(b.out_shape[:3]))
+    body = (f"void run(uint g) {{\n  uint ob = g % {u(q)}; uint pt = (g / {u(q)}) * {u(TILE)};\n"
+            f"{_tile_pixels(b)}\n{_tile_taps(b, inner)}\n{_tile_stores(b, bias)}\n}}")
+    return b.shader(body, operands, width=0, act=activation(b.node),
+                    invocations=q * -(-pixels // TILE))
 
 
 def _dot_terms(depth: int, a: str, w: str) -> tuple[int, str]:
@@ -164,24 +233,38 @@ def check_depthwise(node: Any) -> str | None:
 
 
 def build_depthwise(b: Build) -> Any:
-    """DEPTHWISE_CONV_2D; vec4 along channels when the multiplier is 1 and C % 4 == 0."""
+    """DEPTHWISE_CONV_2D: tiled when the multiplier is 1 and C % 4 == 0, else one
+    output element per invocation."""
     _, kh, kw, oc = b.shape(1)
     ic = b.shape(0)[3]
     mult = oc // ic
+    if mult == 1 and oc % 4 == 0:
+        return _depthwise_tiled(b)
     operands = [b.x(0), b.x(1)]
-    vec = mult == 1 and oc % 4 == 0
-    bias = _bias(b, 2, operands, "oc", vec=vec)
-    if vec:
-        inner = f"      s += x0v(ib + oc) * x1v((ky * {u(kw)} + kx) * {u(oc)} + oc);"
-        head, kind, fn, width = "vec4 s = vec4(0.0);", "vec4", "compute4", 4
-    else:
-        inner = (f"      s += x0(ib + oc / {u(mult)}) * "
-                 f"x1((ky * {u(kw)} + kx) * {u(oc)} + oc);")
-        head, kind, fn, width = "float s = 0.0;", "float", "compute", 1
-    body = (f"const uint IC = {u(ic)};\n{kind} {fn}(uint i) {{ "
-            f"{coords('i', b.out_shape, NHWC)}\n  {head}"
+    bias = _bias(b, 2, operands, "oc")
+    inner = (f"      s += x0(ib + oc / {u(mult)}) * "
+             f"x1((ky * {u(kw)} + kx) * {u(oc)} + oc);")
+    body = (f"const uint IC = {u(ic)};\nfloat compute(uint i) {{ "
+            f"{coords('i', b.out_shape, NHWC)}\n  float s = 0.0;"
             f"{_window_loops(b, kh, kw, inner)}\n  return s + {bias};\n}}")
-    return b.shader(body, operands, width=width, act=activation(b.node))
+    return b.shader(body, operands, act=activation(b.node))
+
+
+def _depthwise_tiled(b: Build) -> Any:
+    """DEPTHWISE_CONV_2D with multiplier 1 and C % 4 == 0: 4 channels of TILE
+    consecutive output pixels per invocation, one weight load per tap."""
+    _, kh, kw, c = b.shape(1)
+    q = c // 4
+    operands = [b.xv(0), b.xv(1)]
+    bias = _bias(b, 2, operands, "4u * ob", vec=True)
+    acc = "\n".join(f"      s{j} += (v{j} ? x0q((b{j} >> 2u) + ob) : vec4(0.0)) * w;"
+                    for j in range(TILE))
+    inner = f"      vec4 w = x1q((ky * {u(kw)} + kx) * {u(q)} + ob);\n{acc}"
+    pixels = int(np.prod(b.out_shape[:3]))
+    body = (f"void run(uint g) {{\n  uint ob = g % {u(q)}; uint pt = (g / {u(q)}) * {u(TILE)};\n"
+            f"{_tile_pixels(b)}\n{_tile_taps(b, inner)}\n{_tile_stores(b, bias)}\n}}")
+    return b.shader(body, operands, width=0, act=activation(b.node),
+                    invocations=q * -(-pixels // TILE))
 
 
 # -- TRANSPOSE_CONV -----------------------------------------------------------------------

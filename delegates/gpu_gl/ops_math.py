@@ -64,30 +64,47 @@ BINARY = {
 }
 
 
-def operand_expr(b: Build, k: int, operands: list, names: tuple[str, ...]) -> str:
+def operand_expr(b: Build, k: int, operands: list, names: tuple[str, ...],
+                 vec: bool = False) -> str:
     """GLSL reading input ``k`` at the output's coordinates (broadcast), adding
-    its buffer to ``operands`` unless it is a constant scalar (then a literal)."""
+    its buffer to ``operands`` unless it is a constant scalar (then a literal).
+    With ``vec`` the expression is the vec4 of four consecutive outputs (their
+    last coordinate is a multiple of 4 apart from the first)."""
     value = b.const(k)
     if value is not None and value.size == 1:
-        return flt(float(value.reshape(-1)[0]))
+        lit = flt(float(value.reshape(-1)[0]))
+        return f"vec4({lit})" if vec else lit
     operands.append(b.x(k))
     slot = len(operands) - 1
     shape = b.shape(k)
-    if shape == b.out_shape:
-        return f"x{slot}(i)"
-    return f"x{slot}({broadcast_index(shape, b.out_shape, names)})"
+    index = "i" if shape == b.out_shape else broadcast_index(shape, b.out_shape, names)
+    if not vec:
+        return f"x{slot}({index})"
+    if shape and shape[-1] == b.out_shape[-1]:
+        return f"x{slot}v({index})"
+    return f"vec4(x{slot}({index}))"
+
+
+def vectorizable(b: Build) -> bool:
+    """True when four consecutive outputs share all coordinates but the last
+    (the last dimension is a multiple of 4), so vec4 loads line up."""
+    out = b.out_shape
+    return bool(out) and out[-1] % 4 == 0
 
 
 def build_binary(b: Build) -> Any:
-    """ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE with broadcasting."""
+    """ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE with broadcasting;
+    four outputs per invocation when the last dimension allows."""
     out = b.out_shape
     names = NAMES[4 - len(out):] if out else ()
+    vec = vectorizable(b)
     operands: list = []
-    a = operand_expr(b, 0, operands, names)
-    c = operand_expr(b, 1, operands, names)
-    body = (f"float compute(uint i) {{ {coords('i', out, names) if names else ''}\n"
-            f"  float a = {a}; float b = {c};\n  return {BINARY[b.node.op]};\n}}")
-    return b.shader(body, operands, act=activation(b.node))
+    a = operand_expr(b, 0, operands, names, vec)
+    c = operand_expr(b, 1, operands, names, vec)
+    t, fn = ("vec4", "compute4") if vec else ("float", "compute")
+    body = (f"{t} {fn}(uint i) {{ {coords('i', out, names) if names else ''}\n"
+            f"  {t} a = {a}; {t} b = {c};\n  return {BINARY[b.node.op]};\n}}")
+    return b.shader(body, operands, width=4 if vec else 1, act=activation(b.node))
 
 
 def check_broadcast(node: Any) -> str | None:
@@ -140,10 +157,16 @@ def unary_expr(b: Build) -> tuple[str, tuple[str, ...]]:
 
 
 def build_unary(b: Build) -> Any:
-    """Elementwise functions of one input."""
+    """Elementwise functions of one input (four per invocation when the count allows)."""
     expr, helpers = unary_expr(b)
-    body = f"float compute(uint i) {{ float v = x0(i); return {expr}; }}"
-    return b.shader(body, [b.x(0)], helpers=tuple(HELPERS[h] for h in helpers))
+    f = f"float f(float v) {{ return {expr}; }}"
+    if b.out_count % 4 == 0:
+        body = (f"{f}\nvec4 compute4(uint i) {{ vec4 q = x0v(i); "
+                "return vec4(f(q.x), f(q.y), f(q.z), f(q.w)); }")
+        width = 4
+    else:
+        body, width = f"{f}\nfloat compute(uint i) {{ return f(x0(i)); }}", 1
+    return b.shader(body, [b.x(0)], width=width, helpers=tuple(HELPERS[h] for h in helpers))
 
 
 def check_same_shape(node: Any) -> str | None:
