@@ -120,8 +120,12 @@ class Delegation:
                                  t.data if t.data is not None else plan.folded.get(t.index))
                    for t in sg.tensors]
         nodes = [NodeInfo.of(model, sg, op, tensors) for op in sg.operators]
-        graph = Graph.from_subgraph(sg, [tuple(t.shape) for t in tensors], set(plan.folded))
-        verdicts = self._ask(plan, nodes)
+        steps = {s.op.index: s for s in plan.steps}
+        folded = {op.index for op in sg.operators if op.index not in steps}
+        graph = Graph.from_subgraph(sg, [tuple(t.shape) for t in tensors], set(plan.folded),
+                                    folded)
+        verdicts = self._ask(steps, plan.cpu_errors,
+                             [n for n in nodes if n.index not in folded])
         options = PartitionerOptions(self.settings.policy, self.settings.min_nodes_per_partition,
                                      self.settings.max_partitions, self._pins(sg, nodes),
                                      self._estimates(nodes, verdicts))
@@ -129,7 +133,7 @@ class Delegation:
                                                                 verdicts, options)
         self.report = PlacementReport(placement, graph, {n.index: n.version for n in nodes},
                                       self._delegate_rows(), fallbacks, sg.index)
-        return self._steps(plan, placement, kernels, nodes, tensors)
+        return self._steps(plan, steps, placement, kernels, nodes, tensors)
 
     def release(self) -> None:
         """Close the kernels of the previous schedule."""
@@ -141,14 +145,14 @@ class Delegation:
         self._kernels = []
 
     # -- 1. ask ---------------------------------------------------------------------
-    def _ask(self, plan: Any, nodes: Sequence[NodeInfo]) -> dict[int, list[Verdict]]:
+    def _ask(self, steps: Mapping[int, Any], cpu_errors: Mapping[int, Exception],
+             nodes: Sequence[NodeInfo]) -> dict[int, list[Verdict]]:
         table: dict[int, list[Verdict]] = {}
         for node in nodes:
-            special = _framework_reason(plan, node)
-            row = []
-            for d in self.delegates:
-                row.append(self._verdict(d, node, special))
-            row.append(self._cpu_verdict(plan, node))
+            step = steps[node.index]
+            special = _framework_reason(step, node)
+            row = [self._verdict(d, node, special) for d in self.delegates]
+            row.append(self._cpu_verdict(cpu_errors.get(node.index), node))
             row += [Verdict(name, False, f"unavailable: {why}", "unavailable")
                     for name, why in self.unavailable.items()]
             table[node.index] = row
@@ -172,11 +176,10 @@ class Delegation:
                    f"{'yes' if verdict.supported else verdict.reason}")
         return verdict
 
-    def _cpu_verdict(self, plan: Any, node: NodeInfo) -> Verdict:
+    def _cpu_verdict(self, error: Exception | None, node: NodeInfo) -> Verdict:
         rule = self._excluded(CPU, node)
         if rule is not None:
             return Verdict(CPU, False, f"excluded by rule {rule}", "rule")
-        error = plan.cpu_errors.get(node.index)
         if error is not None:
             return Verdict(CPU, False, strip_where(str(error), node.describe()), "supports")
         try:
@@ -339,8 +342,9 @@ class Delegation:
         return rows
 
     # -- 4. steps --------------------------------------------------------------------
-    def _steps(self, plan: Any, placement: Placement, kernels: Mapping[int, Any],
-               nodes: Sequence[NodeInfo], tensors: Sequence[TensorInfo]) -> list[Any]:
+    def _steps(self, plan: Any, kernel_steps: Mapping[int, Any], placement: Placement,
+               kernels: Mapping[int, Any], nodes: Sequence[NodeInfo],
+               tensors: Sequence[TensorInfo]) -> list[Any]:
         owners: dict[str, Any] = {}
         for d in self.order:
             owners.setdefault(d.memory_domain, d)
@@ -353,7 +357,7 @@ class Delegation:
         for p in placement.partitions:
             steps += before[p.id]
             if p.delegate == CPU:
-                steps += [plan.steps[n] for n in p.nodes]
+                steps += [kernel_steps[n] for n in p.nodes]
                 continue
             info = self._partition_info(plan, p, nodes, tensors)
             delegate = self._by_name(p.delegate)
@@ -365,7 +369,7 @@ class Delegation:
         steps += before[len(placement.partitions)]
         for n in placement.assignment:
             if placement.assignment[n] != CPU:
-                plan.steps[n].prepared = None          # the CPU kernel is not needed
+                kernel_steps[n].prepared = None          # the CPU kernel is not needed
         return steps
 
     def _transfer(self, tr: Any, tensors: Sequence[TensorInfo], owners: Mapping[str, Any],
@@ -453,13 +457,13 @@ def _reasons(verdicts: Sequence[Verdict]) -> str:
                      for v in verdicts)
 
 
-def _framework_reason(plan: Any, node: NodeInfo) -> str | None:
+def _framework_reason(step: Any, node: NodeInfo) -> str | None:
     """Why edgeplex keeps this node on the CPU without asking, or None."""
     if node.op in FRAMEWORK_OPS:
         return f"{node.op} needs the interpreter (control flow or shared state)"
     if any(t is not None and t.is_variable for t in node.inputs + node.outputs):
         return "reads or writes a variable tensor (state lives in host memory)"
-    if plan.steps[node.index].dynamic:
+    if step.dynamic:
         return "an input's shape is known only during invoke"
     return None
 
