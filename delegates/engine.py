@@ -74,7 +74,8 @@ class Delegation:
             if not is_delegate(d):
                 raise ConfigError(f"experimental_delegates[{i}] is {d!r}, not an edgeplex "
                                   "delegate (create one with edgeplex.load_delegate(name))")
-        needed = [n for n in settings.names() if n != CPU]
+        provided = {d.name for d in extra}
+        needed = [n for n in settings.names() if n != CPU and n not in provided]
         registry = discovery.registry(load, cpu_only=not needed)
         for name in needed:
             resolve_options(registry.entry(name).factory, settings.delegate_options.get(name, {}))
@@ -92,13 +93,13 @@ class Delegation:
                    {d.name: d.memory_domain for d in chosen})
 
     def _check_rule_names(self) -> None:
-        known = {d.name for d in self.delegates} | set(self.unavailable) | {CPU}
-        for key in ("exclude", "pin"):
-            for name in getattr(self.settings, key):
-                if name not in known:
-                    raise ConfigError(f"{self.settings.source}: [edgeplex.partitioner] {key}."
-                                      f"{name}: {name!r} is not a delegate in use (delegates: "
-                                      f"{', '.join(sorted(known))})")
+        """A pin needs its delegate in use (exclude rules for unused ones are moot)."""
+        in_use = {d.name for d in self.delegates} | set(self.unavailable) | {CPU}
+        for name in self.settings.pin:
+            if name not in in_use:
+                raise ConfigError(f"{self.settings.source}: [edgeplex.partitioner] pin.{name}: "
+                                  f"{name!r} is not a delegate in use (in use: "
+                                  f"{', '.join(sorted(in_use))})")
 
     @property
     def tolerant(self) -> bool:
