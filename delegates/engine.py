@@ -153,7 +153,7 @@ class Delegation:
             step = steps[node.index]
             special = _framework_reason(step, node)
             row = [self._verdict(d, node, special) for d in self.delegates]
-            row.append(self._cpu_verdict(cpu_errors.get(node.index), node))
+            row.append(self._cpu_verdict(cpu_errors.get(node.index), step, node))
             row += [Verdict(name, False, f"unavailable: {why}", "unavailable")
                     for name, why in self.unavailable.items()]
             table[node.index] = row
@@ -177,12 +177,14 @@ class Delegation:
                    f"{'yes' if verdict.supported else verdict.reason}")
         return verdict
 
-    def _cpu_verdict(self, error: Exception | None, node: NodeInfo) -> Verdict:
+    def _cpu_verdict(self, error: Exception | None, step: Any, node: NodeInfo) -> Verdict:
         rule = self._excluded(CPU, node)
         if rule is not None:
             return Verdict(CPU, False, f"excluded by rule {rule}", "rule")
         if error is not None:
             return Verdict(CPU, False, strip_where(str(error), node.describe()), "supports")
+        if step.prepared is not None:                  # the shape pass prepared its kernel
+            return Verdict(CPU, True)
         try:
             return _as_verdict(CPU, self.cpu.supports(node))
         except EdgeplexError as e:

@@ -100,7 +100,8 @@ class PlacementReport:
         self.estimated_seconds = placement.estimated_seconds
         self.delegates = tuple(delegates)
         self.partitions = tuple(_partition_row(p, graph) for p in placement.partitions)
-        self.nodes = tuple(_node_row(n, placement, graph, versions) for n in
+        where = {n: p.id for p in placement.partitions for n in p.nodes}
+        self.nodes = tuple(_node_row(n, placement, graph, versions, where) for n in
                            range(len(graph.nodes)))
         #: nodes computed once at prepare time (constant inputs): nothing to place
         self.folded = tuple(sorted(graph.skip))
@@ -197,14 +198,15 @@ def _partition_row(p: Any, graph: Graph) -> PartitionRow:
                         tuple(graph.name_of(t) for t in p.outputs))
 
 
-def _node_row(n: int, placement: Placement, graph: Graph, versions: Mapping[int, int]) -> NodeRow:
+def _node_row(n: int, placement: Placement, graph: Graph, versions: Mapping[int, int],
+              where: Mapping[int, int]) -> NodeRow:
     if n in graph.skip:
         return NodeRow(n, graph.nodes[n].op, versions.get(n, 1), FOLDED, -1,
                        "folded into a constant at prepare time", ())
     verdicts = tuple(VerdictRow(v.delegate, v.supported, v.reason, v.source)
                      for v in placement.verdicts.get(n, ()))
     return NodeRow(n, graph.nodes[n].op, versions.get(n, 1), placement.assignment[n],
-                   placement.partition_of(n).id, placement.decided_by.get(n, ""), verdicts)
+                   where[n], placement.decided_by.get(n, ""), verdicts)
 
 
 def _plain(row: Any) -> dict[str, Any]:
