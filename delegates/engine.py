@@ -69,16 +69,8 @@ class Delegation:
         if settings.require:
             check_requirements(settings.require, settings.source)
         load = discovery.LoadSettings.from_env(settings.disable_plugins, environ)
-        extra = list(experimental_delegates or [])
-        for i, d in enumerate(extra):
-            if not is_delegate(d):
-                raise ConfigError(f"experimental_delegates[{i}] is {d!r}, not an edgeplex "
-                                  "delegate (create one with edgeplex.load_delegate(name))")
-        provided = {d.name for d in extra}
-        needed = [n for n in settings.names() if n != CPU and n not in provided]
-        registry = discovery.registry(load, cpu_only=not needed)
-        for name in needed:
-            resolve_options(registry.entry(name).factory, settings.delegate_options.get(name, {}))
+        extra = _checked_experimental(experimental_delegates or [])
+        registry = _registry(settings, load, {d.name for d in extra})
         cpu = registry.create(CPU, settings.delegate_options.get(CPU, {}))
         cpu._resolver = resolver
         chosen, unavailable = _instances(registry, settings, extra, load.strict)
@@ -411,6 +403,27 @@ class Delegation:
 
 
 # -- helpers ----------------------------------------------------------------------------
+def _checked_experimental(extra: Sequence[Any]) -> list[Any]:
+    """``experimental_delegates`` after checking each is a delegate with its own name."""
+    for i, d in enumerate(extra):
+        if not is_delegate(d):
+            raise ConfigError(f"experimental_delegates[{i}] is {d!r}, not an edgeplex "
+                              "delegate (create one with edgeplex.load_delegate(name))")
+        if any(other.name == d.name for other in extra[:i]):
+            raise ConfigError(f"experimental_delegates: two delegates are named {d.name!r}")
+    return list(extra)
+
+
+def _registry(settings: Settings, load: discovery.LoadSettings, provided: set[str]) -> Any:
+    """The plugins the settings need (only the CPU's when they name no other delegate);
+    every named delegate must exist and its options must be valid."""
+    needed = [n for n in settings.names() if n != CPU and n not in provided]
+    registry = discovery.registry(load, cpu_only=not needed)
+    for name in needed:
+        resolve_options(registry.entry(name).factory, settings.delegate_options.get(name, {}))
+    return registry
+
+
 def _instances(registry: Any, settings: Settings, extra: Sequence[Any], strict: bool
                ) -> tuple[list[Any], dict[str, str]]:
     """Delegate instances in priority order: experimental ones first, then by name."""

@@ -437,3 +437,20 @@ def test_between_two_device_domains_the_value_goes_through_the_host_once() -> No
         ("y", "host", "otherdev"), ("t1", "otherdev", "host")]
     assert (len(a.to_host_calls), len(b.from_host_calls)) == (1, 2)    # t0 once; t0 and y
     np.testing.assert_allclose(got[0], cpu_result(model, xs)[0], rtol=1e-6)
+
+
+def test_experimental_delegates_need_distinct_names() -> None:
+    with pytest.raises(ConfigError, match="two delegates are named 'hostmath'"):
+        edgeplex.Interpreter(model_content=chain_model(["ADD"]),
+                             experimental_delegates=[HostMath(), HostMath()])
+
+
+def test_option_defaults_are_not_shared_between_instances() -> None:
+    from edgeplex import Option
+
+    class Listy(HostMath):
+        name = "listy"
+        OPTIONS = {"ops": Option(["ADD"], type=list)}
+    a = Listy()
+    a.options["ops"].append("MUL")
+    assert Listy().options["ops"] == ["ADD"]
