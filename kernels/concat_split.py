@@ -14,7 +14,7 @@ import numpy as np
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from .common import fused_activation
-from .movement_common import (Arrays, Plan, expect_same_types, index_values, legacy_params,
+from .movement_common import (Arrays, Plan, expect_same_params, expect_same_types, index_values, legacy_params,
                               normalize_axis, prepare_planned)
 from .quant_math import round_half_away
 from .registry import register
@@ -179,10 +179,8 @@ def prepare_unpack(ctx: OpContext) -> Prepared:
     if num != x.shape[axis] or len(ctx.outputs) != num:
         raise ctx.invalid(f"num {num} and {len(ctx.outputs)} outputs must both equal the "
                           f"size {x.shape[axis]} of axis {axis}")
-    for i, o in enumerate(ctx.outputs):
-        if legacy_params(o) != legacy_params(x) and x.type_name in ("INT8", "UINT8", "INT16"):
-            raise ctx.invalid(f"output {i} is quantized {legacy_params(o)} but the input "
-                              f"{legacy_params(x)}; UNPACK does not rescale")
+    for out in ctx.outputs:
+        expect_same_params(ctx, x, out)
     slots = [_along(axis, i) for i in range(num)]
     shape = x.shape[:axis] + x.shape[axis + 1:]
 

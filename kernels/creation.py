@@ -14,8 +14,8 @@ import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared
 
-from .movement_common import (SIZED_TYPES, Arrays, Plan, expect_output_type, index_values,
-                              legacy_params, prepare_planned)
+from .movement_common import (SIZED_TYPES, Arrays, Plan, expect_output_type,
+                              expect_same_params, index_values, prepare_planned)
 from .registry import register
 
 FILL_TYPES = SIZED_TYPES
@@ -44,17 +44,14 @@ def prepare_shape(ctx: OpContext) -> Prepared:
 def prepare_fill(ctx: OpContext) -> Prepared:
     """FILL a tensor of shape ``dims`` with the scalar ``value``.
 
-    Quantized INT8/INT16 values must share the output's scale and zero point
-    (TFLite copies the raw value)."""
+    The value must share the output's scale and zero point (TFLite copies
+    the raw value)."""
     ctx.expect_counts(2)
     dims_in, value_in = ctx.input(0), ctx.input(1)
     expect_output_type(ctx, value_in.type_name)
     if value_in.rank != 0:
         raise ctx.invalid(f"value must be a scalar, got shape {list(value_in.shape)}")
-    if value_in.type_name in ("INT8", "INT16") and \
-            legacy_params(value_in) != legacy_params(ctx.outputs[0]):
-        raise ctx.invalid(f"value is quantized {legacy_params(value_in)} but the output "
-                          f"{legacy_params(ctx.outputs[0])}")
+    expect_same_params(ctx, value_in, ctx.outputs[0])
     dims = index_values(ctx, dims_in, "dims")
 
     def plan(dims: np.ndarray) -> Plan:

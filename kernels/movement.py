@@ -14,7 +14,8 @@ import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared
 
-from .movement_common import (MEMCPY_TYPES, SIZED_TYPES, Arrays, Plan, copy_view, expect_same_types,
+from .movement_common import (MEMCPY_TYPES, QUANTIZED_TYPES, SIZED_TYPES, Arrays, Plan, copy_view,
+                              expect_same_params, expect_same_types,
                               index_values, legacy_params, normalize_axis, prepare_planned,
                               product)
 from .registry import register
@@ -94,9 +95,11 @@ def prepare_squeeze(ctx: OpContext) -> Prepared:
 
 @register("EXPAND_DIMS", versions=(1, 1), types=MEMCPY_TYPES)
 def prepare_expand_dims(ctx: OpContext) -> Prepared:
-    """EXPAND_DIMS: insert a size-1 dimension at the axis input."""
+    """EXPAND_DIMS: insert a size-1 dimension at the axis input (TFLite
+    requires equal input and output quantization, whatever the type)."""
     ctx.expect_counts(2)
     x = expect_same_types(ctx)
+    expect_same_params(ctx, x, ctx.outputs[0])
     axis_in = ctx.input(1)
     values = index_values(ctx, axis_in, "axis", rank=None)
     if axis_in.size != 1:
@@ -112,18 +115,18 @@ def prepare_expand_dims(ctx: OpContext) -> Prepared:
 # -- TRANSPOSE, REVERSE_V2 --------------------------------------------------------
 @register("TRANSPOSE", versions=(1, 9), types=SIZED_TYPES)
 def prepare_transpose(ctx: OpContext) -> Prepared:
-    """TRANSPOSE by the permutation input (rank up to 6)."""
+    """TRANSPOSE by the permutation input (rank up to 8)."""
     ctx.expect_counts(2)
     x = expect_same_types(ctx)
-    if x.rank > 6:
-        ctx.fail(f"transposing rank {x.rank} is not supported (at most 6)")
+    if x.rank > 8:
+        ctx.fail(f"transposing rank {x.rank} is not supported (at most 8)")
     perm_in = ctx.input(1)
     values = index_values(ctx, perm_in, "perm")
     if perm_in.shape[0] != x.rank:
         raise ctx.invalid(f"perm has {perm_in.shape[0]} entries for a rank-{x.rank} input")
 
     def plan(perm: np.ndarray) -> Plan:
-        p = [normalize_axis(ctx, v, x.rank, "perm entry") for v in perm.tolist()]
+        p = [int(v) for v in perm.tolist()]
         if sorted(p) != list(range(x.rank)):
             raise ctx.invalid(f"perm {perm.tolist()} is not a permutation of {x.rank} axes")
         shape = tuple(x.shape[i] for i in p)
@@ -137,7 +140,7 @@ def prepare_reverse(ctx: OpContext) -> Prepared:
     ctx.expect_counts(2)
     x = expect_same_types(ctx)
     axes_in = ctx.input(1)
-    index_values(ctx, axes_in, "axis", rank=1)
+    index_values(ctx, axes_in, "axis", ("INT32",))
 
     def flips(axes: np.ndarray) -> tuple[slice, ...]:
         chosen = {normalize_axis(ctx, a, x.rank) for a in np.asarray(axes).tolist()}
@@ -271,6 +274,7 @@ def prepare_space_to_batch_nd(ctx: OpContext) -> Prepared:
     into the batch. Quantized 8-bit tensors pad with the output zero point."""
     ctx.expect_counts(3)
     x = expect_same_types(ctx)
+    expect_same_params(ctx, x, ctx.outputs[0], QUANTIZED_TYPES)
     block, pads = _block_inputs(ctx, "paddings")
     pad_value = legacy_params(ctx.outputs[0])[1] if x.type_name in ("INT8", "UINT8") else 0
 
@@ -314,6 +318,7 @@ def prepare_batch_to_space_nd(ctx: OpContext) -> Prepared:
     """BATCH_TO_SPACE_ND: move batch blocks back into space, then crop."""
     ctx.expect_counts(3)
     x = expect_same_types(ctx)
+    expect_same_params(ctx, x, ctx.outputs[0], QUANTIZED_TYPES)
     block, crops = _block_inputs(ctx, "crops")
 
     def plan(block: np.ndarray, crops: np.ndarray) -> Plan:

@@ -49,6 +49,22 @@ def legacy_params(spec: TensorSpec) -> tuple[float, int]:
     return float(np.float32(q.scale[0])), int(q.zero_point[0])
 
 
+#: Integer types TFLite treats as quantized where it checks parameters.
+QUANTIZED_TYPES = frozenset({"INT8", "UINT8", "INT16"})
+
+
+def expect_same_params(ctx: OpContext, a: TensorSpec, b: TensorSpec,
+                       types: frozenset[str] | None = None) -> None:
+    """``a`` and ``b`` must have equal (scale, zero point) as TFLite compares
+    them (only for ``types`` when given): these ops copy quantized values
+    unchanged, so differing parameters would silently change their meaning."""
+    if types is not None and a.type_name not in types:
+        return
+    if legacy_params(a) != legacy_params(b):
+        raise ctx.invalid(f"{a.name!r} is quantized {legacy_params(a)} but {b.name!r} "
+                          f"{legacy_params(b)}; this op does not rescale")
+
+
 def expect_output_type(ctx: OpContext, want: str, i: int = 0) -> None:
     """Output ``i`` must be declared with type ``want`` (ModelError otherwise)."""
     got = ctx.outputs[i].type_name

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
-from .movement_common import (SIZED_TYPES, Arrays, Plan, expect_same_types, index_values, legacy_params,
+from .movement_common import (QUANTIZED_TYPES, SIZED_TYPES, Arrays, expect_same_params, Plan, expect_same_types, index_values, legacy_params,
                               prepare_planned)
 from .registry import register
 
@@ -145,6 +145,7 @@ def prepare_mirror_pad(ctx: OpContext) -> Prepared:
     """MIRROR_PAD in REFLECT (edge not repeated) or SYMMETRIC mode."""
     ctx.expect_counts(2)
     x = expect_same_types(ctx)
+    expect_same_params(ctx, x, ctx.outputs[0], QUANTIZED_TYPES)
     mode = ctx.options.mode
     if mode not in ("REFLECT", "SYMMETRIC"):
         ctx.fail(f"mirror pad mode {mode!r} is not supported")

@@ -25,7 +25,7 @@ from edgeplex.core.kernel_api import OpContext, Prepared
 from .movement_common import Arrays, expect_same_types
 from .registry import register
 
-DENSIFY_TYPES = frozenset({"FLOAT32", "FLOAT16", "INT8", "UINT8", "INT16", "INT32", "INT64"})
+DENSIFY_TYPES = frozenset({"FLOAT32", "FLOAT16", "INT8"})
 
 
 def _level(ctx: OpContext, level: int, meta: DimensionMetadata, parents: np.ndarray
