@@ -14,8 +14,8 @@ import numpy as np
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from .common import fused_activation
-from .movement_common import (Arrays, Plan, expect_same_params, expect_same_types, index_values, legacy_params,
-                              normalize_axis, prepare_planned)
+from .movement_common import (Arrays, Plan, expect_same_params, expect_same_types, index_values,
+                              legacy_params, normalize_axis, prepare_planned)
 from .quant_math import round_half_away
 from .registry import register
 
@@ -29,8 +29,9 @@ SPLIT_TYPES = frozenset({"FLOAT32", "INT8", "UINT8", "INT16", "INT32", "INT64"})
 
 
 def _along(axis: int, index: slice | int) -> tuple:
-    """An index selecting ``index`` along ``axis`` and everything elsewhere."""
-    return (slice(None),) * axis + (index,)
+    """An index selecting ``index`` along ``axis`` and everything elsewhere
+    (always a view, a 0-d one when everything else is gone)."""
+    return (slice(None),) * axis + (index, Ellipsis)
 
 
 # -- CONCATENATION ----------------------------------------------------------------
@@ -258,8 +259,8 @@ def _resolve_sizes(ctx: OpContext, sizes: Sequence[int], total: int) -> list[int
     if len(unknown) > 1 or any(s < -1 for s in sizes):
         raise ctx.invalid(f"size_splits {sizes} may hold one -1 and no other negative value")
     known = sum(s for s in sizes if s != -1)
-    if unknown and known <= total:
+    if unknown:
         sizes[unknown[0]] = total - known
-    if sum(sizes) != total:
+    if sum(sizes) != total or min(sizes, default=0) < 0:
         raise ctx.invalid(f"size_splits {sizes} do not add up to the axis size {total}")
     return sizes

@@ -18,8 +18,8 @@ import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
-from .movement_common import (QUANTIZED_TYPES, SIZED_TYPES, Arrays, expect_same_params, Plan, expect_same_types, index_values, legacy_params,
-                              prepare_planned)
+from .movement_common import (QUANTIZED_TYPES, SIZED_TYPES, Arrays, Plan, expect_same_params,
+                              expect_same_types, index_values, legacy_params, prepare_planned)
 from .registry import register
 
 Shape = tuple[int, ...]
