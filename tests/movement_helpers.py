@@ -68,9 +68,13 @@ def check_exact(model: bytes, inputs: Sequence[np.ndarray] | None = None, seed: 
         inputs = model_inputs(model, seed)
     want = run_litert(model, inputs)
     got = run_edgeplex(model, inputs)
-    assert_close(got, want, 0, 0, exact=True, what=what)
-    for g, w in zip(got, want):   # exact float compare ignores NaN payloads: check bits
-        assert g.tobytes() == w.tobytes(), f"{what}: bytes differ"
+    assert len(got) == len(want), f"{what}: {len(got)} outputs vs LiteRT {len(want)}"
+    for g, w in zip(got, want):
+        if g.dtype != w.dtype or g.shape != w.shape or g.tobytes() != w.tobytes():
+            # Not the same bits (NaNs included): let assert_close describe the difference.
+            assert_close([g], [w], 0, 0, exact=True, what=what)
+            raise AssertionError(f"{what}: same values but different bits (NaN payload or "
+                                 "signed zero)")
     return got
 
 
