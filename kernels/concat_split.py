@@ -14,8 +14,9 @@ import numpy as np
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from .common import fused_activation
-from .movement_common import (Arrays, Plan, expect_same_params, expect_same_types, index_values,
-                              legacy_params, normalize_axis, prepare_planned)
+from .movement_common import (Arrays, Plan, expect_int16_symmetric, expect_same_params,
+                              expect_same_types, index_values, legacy_params, normalize_axis,
+                              prepare_planned)
 from .quant_math import round_half_away
 from .registry import register
 
@@ -65,9 +66,7 @@ def _check_concat_quant(ctx: OpContext, inputs: list[TensorSpec]) -> None:
                                   f"output {legacy_params(out)}; TFLite does not rescale")
     if kind == "INT16":
         for t in [*inputs, out]:
-            if legacy_params(t)[1] != 0:
-                raise ctx.invalid(f"INT16 tensor {t.name!r} has zero point "
-                                  f"{legacy_params(t)[1]}; it must be 0")
+            expect_int16_symmetric(ctx, t)
 
 
 def _requant_table(ctx: OpContext, t: TensorSpec) -> np.ndarray | None:
@@ -176,7 +175,7 @@ def prepare_unpack(ctx: OpContext) -> Prepared:
     if x.rank == 0:
         raise ctx.invalid("cannot unpack a scalar")
     axis = normalize_axis(ctx, ctx.options.axis, x.rank)
-    num = int(ctx.options.num) or x.shape[axis]
+    num = int(ctx.options.num)
     if num != x.shape[axis] or len(ctx.outputs) != num:
         raise ctx.invalid(f"num {num} and {len(ctx.outputs)} outputs must both equal the "
                           f"size {x.shape[axis]} of axis {axis}")

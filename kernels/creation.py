@@ -14,8 +14,8 @@ import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared
 
-from .movement_common import (SIZED_TYPES, Arrays, Plan, expect_output_type,
-                              expect_same_params, index_values, prepare_planned)
+from .movement_common import (SIZED_TYPES, Arrays, Plan, expect_int16_symmetric,
+                              expect_output_type, expect_same_params, index_values, prepare_planned)
 from .registry import register
 
 FILL_TYPES = SIZED_TYPES
@@ -52,6 +52,7 @@ def prepare_fill(ctx: OpContext) -> Prepared:
     if value_in.rank != 0:
         raise ctx.invalid(f"value must be a scalar, got shape {list(value_in.shape)}")
     expect_same_params(ctx, value_in, ctx.outputs[0])
+    expect_int16_symmetric(ctx, value_in)
     dims = index_values(ctx, dims_in, "dims")
 
     def plan(dims: np.ndarray) -> Plan:

@@ -8,16 +8,16 @@ where a padded or cropped intermediate is unavoidable.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared
 
-from .movement_common import (MEMCPY_TYPES, QUANTIZED_TYPES, SIZED_TYPES, Arrays, Plan, copy_view,
-                              expect_same_params, expect_same_types,
-                              index_values, legacy_params, normalize_axis, prepare_planned,
-                              product)
+from .movement_common import (MEMCPY_TYPES, QUANTIZED_TYPES, SIZED_TYPES, Arrays, Plan,
+                              copy_view, expect_int16_symmetric, expect_same_params,
+                              expect_same_types, index_values,
+                              legacy_params, normalize_axis, prepare_planned, product)
 from .registry import register
 
 Shape = tuple[int, ...]
@@ -49,7 +49,7 @@ def reshape_target(ctx: OpContext, in_shape: Shape, target: Sequence[int]) -> Sh
     return tuple(target)
 
 
-def _reshape_plan(ctx: OpContext, in_shape: Shape):  # noqa: ANN202 - local factory
+def _reshape_plan(ctx: OpContext, in_shape: Shape) -> Callable[[np.ndarray], Plan]:
     def plan(target: np.ndarray) -> Plan:
         shape = reshape_target(ctx, in_shape, target.reshape(-1).tolist())
         return Plan([shape], copy_view(lambda x: x.reshape(shape)))
@@ -100,6 +100,7 @@ def prepare_expand_dims(ctx: OpContext) -> Prepared:
     ctx.expect_counts(2)
     x = expect_same_types(ctx)
     expect_same_params(ctx, x, ctx.outputs[0])
+    expect_int16_symmetric(ctx, x)
     axis_in = ctx.input(1)
     values = index_values(ctx, axis_in, "axis", rank=None)
     if axis_in.size != 1:
@@ -275,6 +276,7 @@ def prepare_space_to_batch_nd(ctx: OpContext) -> Prepared:
     ctx.expect_counts(3)
     x = expect_same_types(ctx)
     expect_same_params(ctx, x, ctx.outputs[0], QUANTIZED_TYPES)
+    expect_int16_symmetric(ctx, x)
     block, pads = _block_inputs(ctx, "paddings")
     pad_value = legacy_params(ctx.outputs[0])[1] if x.type_name in ("INT8", "UINT8") else 0
 
@@ -319,6 +321,7 @@ def prepare_batch_to_space_nd(ctx: OpContext) -> Prepared:
     ctx.expect_counts(3)
     x = expect_same_types(ctx)
     expect_same_params(ctx, x, ctx.outputs[0], QUANTIZED_TYPES)
+    expect_int16_symmetric(ctx, x)
     block, crops = _block_inputs(ctx, "crops")
 
     def plan(block: np.ndarray, crops: np.ndarray) -> Plan:

@@ -20,6 +20,8 @@ SIZED_TYPES = frozenset({"FLOAT32", "FLOAT16", "FLOAT64", "INT8", "UINT8", "INT1
                          "UINT16", "INT32", "UINT32", "INT64", "UINT64", "BOOL", "COMPLEX64"})
 #: What plain memcpy kernels (RESHAPE, SQUEEZE, EXPAND_DIMS) accept.
 MEMCPY_TYPES = SIZED_TYPES | {"COMPLEX128"}
+#: Integer types TFLite treats as quantized where it checks parameters.
+QUANTIZED_TYPES = frozenset({"INT8", "UINT8", "INT16"})
 #: Types of index inputs (shapes, axes, begin/end, paddings).
 INDEX_TYPES = ("INT32", "INT64")
 
@@ -49,10 +51,6 @@ def legacy_params(spec: TensorSpec) -> tuple[float, int]:
     return float(np.float32(q.scale[0])), int(q.zero_point[0])
 
 
-#: Integer types TFLite treats as quantized where it checks parameters.
-QUANTIZED_TYPES = frozenset({"INT8", "UINT8", "INT16"})
-
-
 def expect_same_params(ctx: OpContext, a: TensorSpec, b: TensorSpec,
                        types: frozenset[str] | None = None) -> None:
     """``a`` and ``b`` must have equal (scale, zero point) as TFLite compares
@@ -63,6 +61,13 @@ def expect_same_params(ctx: OpContext, a: TensorSpec, b: TensorSpec,
     if legacy_params(a) != legacy_params(b):
         raise ctx.invalid(f"{a.name!r} is quantized {legacy_params(a)} but {b.name!r} "
                           f"{legacy_params(b)}; this op does not rescale")
+
+
+def expect_int16_symmetric(ctx: OpContext, spec: TensorSpec) -> None:
+    """TFLite's int16 kernels of these ops require zero point 0."""
+    if spec.type_name == "INT16" and legacy_params(spec)[1] != 0:
+        raise ctx.invalid(f"INT16 tensor {spec.name!r} has zero point "
+                          f"{legacy_params(spec)[1]}; it must be 0")
 
 
 def expect_output_type(ctx: OpContext, want: str, i: int = 0) -> None:

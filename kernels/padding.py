@@ -18,8 +18,9 @@ import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
-from .movement_common import (QUANTIZED_TYPES, SIZED_TYPES, Arrays, Plan, expect_same_params,
-                              expect_same_types, index_values, legacy_params, prepare_planned)
+from .movement_common import (QUANTIZED_TYPES, SIZED_TYPES, Arrays, Plan,
+                              expect_int16_symmetric, expect_same_params, expect_same_types,
+                              index_values, legacy_params, prepare_planned)
 from .registry import register
 
 Shape = tuple[int, ...]
@@ -146,6 +147,7 @@ def prepare_mirror_pad(ctx: OpContext) -> Prepared:
     ctx.expect_counts(2)
     x = expect_same_types(ctx)
     expect_same_params(ctx, x, ctx.outputs[0], QUANTIZED_TYPES)
+    expect_int16_symmetric(ctx, x)
     mode = ctx.options.mode
     if mode not in ("REFLECT", "SYMMETRIC"):
         ctx.fail(f"mirror pad mode {mode!r} is not supported")

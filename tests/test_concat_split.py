@@ -194,9 +194,10 @@ def test_unpack_axes(shape: tuple, axis: int) -> None:
     check_exact(one_op_model("UNPACK", [inp(shape)], {"num": n, "axis": axis}, outputs=n))
 
 
-def test_unpack_wrong_num() -> None:
-    m = one_op_model("UNPACK", [inp((2, 3))], {"num": 2, "axis": 1}, outputs=2,
-                     out_shapes=[(2,), (2,)])
+@pytest.mark.parametrize("num,outputs", [(2, 2), (0, 3)])
+def test_unpack_wrong_num(num: int, outputs: int) -> None:
+    m = one_op_model("UNPACK", [inp((2, 3))], {"num": num, "axis": 1}, outputs=outputs,
+                     out_shapes=[(2,)] * outputs)
     both_reject(m, match="UNPACK.*num")
 
 

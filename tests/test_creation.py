@@ -152,3 +152,25 @@ def test_range_feeds_a_reshape() -> None:
     g.op("RESHAPE", [r, g.constant("to", np.array([2, -1], i32))], outputs=[out])
     g.output(out)
     check_exact(mb.build(), [np.array(6, i32)])
+
+
+def test_shape_of_a_data_dependent_tensor() -> None:
+    """SHAPE of RANGE's output, whose length is only known at invoke."""
+    mb = ModelBuilder()
+    g = mb.main
+    n = g.input("n", (), np.int32)
+    r = g.tensor("r", (1,), np.int32)
+    g.op("RANGE", [g.constant("zero", np.int32(0)), n, g.constant("two", np.int32(2))],
+         outputs=[r])
+    shape = g.tensor("shape", (1,), np.int64)
+    g.op("SHAPE", [r], {"out_type": "INT64"}, outputs=[shape])
+    g.output(shape)
+    for value in (7, 12):
+        check_exact(mb.build(), [np.array(value, i32)])
+
+
+def test_fill_int16_needs_zero_zero_point() -> None:
+    q = Quantization.of(0.5, 5)
+    m = one_op_model("FILL", [const([2], i32), inp((), np.int16, q)], out_dtype=np.int16,
+                     out_quantization=q, out_shapes=[(2,)])
+    both_reject(m, match="FILL.*zero point 5")

@@ -51,6 +51,13 @@ def test_reshape_shape_input_wins_over_option() -> None:
     check_exact(model("RESHAPE", [inp((2, 6)), const([3, 4], i32)], {"new_shape": [4, 3]}))
 
 
+def test_reshape_int64_shape_input_falls_back_to_option() -> None:
+    """TFLite reads only int32 shape vectors; otherwise it uses new_shape."""
+    check_exact(model("RESHAPE", [inp((2, 6)), const([12], i64)], {"new_shape": [4, 3]}))
+    m = model("RESHAPE", [inp((2, 6)), const([12], i64)], out_shapes=[(12,)])
+    both_reject(m, match="RESHAPE.*reshape")
+
+
 @pytest.mark.parametrize("target", [[4, 6], [-1, 2], [2, 3, 2, 2]])
 def test_reshape_dynamic_shape(target: list) -> None:
     """A shape input that is a model input: the output shape is data dependent."""
@@ -410,3 +417,15 @@ def test_multi_op_model() -> None:
     g.output(out_static, dyn)
     x_val = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     check_exact(mb.build(), [x_val, np.array([8, 6], i32)])
+
+
+@pytest.mark.parametrize("op,ins,out_shape", [
+    ("EXPAND_DIMS", [const(0, i32)], (1, 4, 4, 1)),
+    ("SPACE_TO_BATCH_ND", [const([2, 2], i32), const([[0, 0], [0, 0]], i32)], (4, 2, 2, 1)),
+    ("BATCH_TO_SPACE_ND", [const([2, 2], i32), const([[0, 0], [0, 0]], i32)], (1, 8, 8, 1)),
+])
+def test_int16_needs_zero_zero_point(op: str, ins: list, out_shape: tuple) -> None:
+    q = Quantization.of(0.5, 5)
+    m = one_op_model(op, [inp((4, 4, 4, 1), np.int16, q)] + ins, out_quantization=q,
+                     out_shapes=[out_shape])
+    both_reject(m, match=f"{op}.*zero point 5")

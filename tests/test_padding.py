@@ -142,3 +142,10 @@ def test_mirror_pad_quantized_params_must_match() -> None:
     m = one_op_model("MIRROR_PAD", ins, {"mode": "REFLECT"},
                      out_quantization=Quantization.of(0.5, 2), out_shapes=[(5, 5)])
     both_reject(m, match="MIRROR_PAD.*quantized")
+
+
+def test_mirror_pad_int16_needs_zero_zero_point() -> None:
+    q = Quantization.of(0.5, 5)
+    m = one_op_model("MIRROR_PAD", [inp((3, 3), np.int16, q), const([[1, 1], [1, 1]], i32)],
+                     {"mode": "REFLECT"}, out_quantization=q, out_shapes=[(5, 5)])
+    both_reject(m, match="MIRROR_PAD.*zero point 5")

@@ -149,8 +149,12 @@ def test_densify_single_value_empty_rows() -> None:
 def test_densify_mediapipe_sparse_model() -> None:
     """Every DENSIFY op of face_detection_full_range_sparse (float16 weights
     that DEQUANTIZE then widens) gives LiteRT's dense values exactly."""
-    from edgeplex.hwlab.zoo import mediapipe_model
-    model = edgeplex.read_model(mediapipe_model("face_detection_full_range_sparse"))
+    from edgeplex.hwlab.zoo import FetchError, mediapipe_model
+    try:
+        blob = mediapipe_model("face_detection_full_range_sparse")
+    except FetchError as e:
+        pytest.skip(f"MediaPipe models unavailable: {e}")
+    model = edgeplex.read_model(blob)
     sg = model.main
     ops = [op for op in sg.operators if op.op == "DENSIFY"]
     assert len(ops) == 46
