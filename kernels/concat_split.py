@@ -38,15 +38,16 @@ def _along(axis: int, index: slice | int) -> tuple:
 # -- CONCATENATION ----------------------------------------------------------------
 def _concat_axis(ctx: OpContext, inputs: list[TensorSpec]) -> int:
     x0 = inputs[0]
+    for t in inputs[1:]:
+        if t.type_name != x0.type_name:
+            raise ctx.invalid(f"inputs have different types {x0.type_name} and {t.type_name}")
     axis = int(ctx.options.axis)
     if x0.rank == 0 and axis in (0, -1):
         return 0
     axis = normalize_axis(ctx, axis, x0.rank)
     for t in inputs[1:]:
-        if t.type_name != x0.type_name:
-            raise ctx.invalid(f"inputs have different types {x0.type_name} and {t.type_name}")
-        same = t.rank == x0.rank and all(a == b for i, (a, b) in enumerate(zip(t.shape, x0.shape))
-                                         if i != axis)
+        same = t.rank == x0.rank and all(
+            a == b for i, (a, b) in enumerate(zip(t.shape, x0.shape)) if i != axis)
         if not same:
             raise ctx.invalid(f"input shapes {list(x0.shape)} and {list(t.shape)} differ "
                               f"outside axis {axis}")
@@ -85,8 +86,8 @@ def _requant_table(ctx: OpContext, t: TensorSpec) -> np.ndarray | None:
     return np.clip(value, 0, 255).astype(np.uint8)
 
 
-def _concat_writer(ctx: OpContext, inputs: list[TensorSpec], axis: int,
-                   out_shape: Shape) -> Callable[[Arrays, Arrays], None]:
+def _concat_writer(ctx: OpContext, inputs: list[TensorSpec], axis: int
+                   ) -> Callable[[Arrays, Arrays], None]:
     starts = np.cumsum([0] + [t.shape[axis] for t in inputs]).tolist()
     slots = [_along(axis, slice(a, b)) for a, b in zip(starts, starts[1:])]
     tables = [_requant_table(ctx, t) if t.type_name == "UINT8" else None for t in inputs]
@@ -124,7 +125,7 @@ def prepare_concatenation(ctx: OpContext) -> Prepared:
         return _concat_scalars(ctx, inputs)
     shape = list(inputs[0].shape)
     shape[axis] = sum(t.shape[axis] for t in inputs)
-    return ctx.done(_concat_writer(ctx, inputs, axis, tuple(shape)), tuple(shape))
+    return ctx.done(_concat_writer(ctx, inputs, axis), tuple(shape))
 
 
 def _concat_scalars(ctx: OpContext, inputs: list[TensorSpec]) -> Prepared:

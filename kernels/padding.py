@@ -130,8 +130,7 @@ def _mirror_copies(pads: Pads, shape: Shape, offset: int
         head = (slice(None),) * axis
         tail = tuple(slice(p, p + d) for (p, _), d in zip(pads[axis + 1:], shape[axis + 1:]))
         if lo:
-            src = slice(2 * lo - 1 + offset, lo - 1 + offset if lo - 1 + offset >= 0 else None,
-                        -1)
+            src = slice(2 * lo - 1 + offset, lo - 1 + offset, -1)
             copies.append((head + (slice(0, lo),) + tail, head + (src,) + tail))
         if hi:
             first = lo + n - 1 - offset

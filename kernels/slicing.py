@@ -10,6 +10,7 @@ one copy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -194,7 +195,7 @@ def _selection(ctx: OpContext, spec: _Effective, offset: bool) -> tuple:
     return tuple(index)
 
 
-def _strided_plan(ctx: OpContext, shape: Shape | None = None):  # noqa: ANN202 - factory
+def _strided_plan(ctx: OpContext, shape: Shape | None = None) -> Callable[..., Plan]:
     """plan(begin, end, strides): the output shape and a copying writer.
 
     With ``shape`` given (offset mode, begin known only at run time) the
@@ -207,7 +208,7 @@ def _strided_plan(ctx: OpContext, shape: Shape | None = None):  # noqa: ANN202 -
         out_shape = shape or _output_shape(ctx, spec, end.tolist(), offset)
         index = _selection(ctx, spec, offset)
         eff = tuple(spec.shape)
-        picked = np.empty(eff, np.bool_)[index].shape
+        picked = np.broadcast_to(False, eff)[index].shape   # no allocation
         if picked != tuple(out_shape):
             raise ctx.invalid(f"the slice selects shape {list(picked)} but the output shape "
                               f"is {list(out_shape)} (offset slice out of range?)")

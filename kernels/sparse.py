@@ -44,7 +44,7 @@ def _level(ctx: OpContext, level: int, meta: DimensionMetadata, parents: np.ndar
                           f"entries for {parents.max() + 2} boundaries")
     lo, hi = segments[parents], segments[parents + 1]
     counts = hi - lo
-    if (counts < 0).any() or (hi > indices.size).any():
+    if (counts < 0).any() or (lo < 0).any() or (hi > indices.size).any():
         raise ctx.invalid(f"sparsity level {level}: array_segments do not index "
                           f"array_indices ({indices.size} entries)")
     owner = np.repeat(np.arange(parents.size), counts)
