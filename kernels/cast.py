@@ -27,15 +27,18 @@ Converter = Callable[[np.ndarray, np.ndarray], None]
 
 
 def _float_to_int(src: np.ndarray, out: np.ndarray) -> None:
-    """Truncate toward zero, saturate, NaN -> max (LiteRT's float casts)."""
+    """Truncate toward zero, saturate, NaN -> max (LiteRT's float casts).
+
+    numpy's cast truncates in-range values; the out-of-range ones (whatever
+    numpy made of them) are then overwritten with the saturated values. The
+    bounds are max + 1 (a power of two, exact in every float type or
+    infinite) and min - 1 (which may round to min: harmless)."""
     info = np.iinfo(out.dtype)
-    wide = np.trunc(src.astype(np.float64))
-    wide = np.where(np.isnan(wide), np.inf, wide)
-    np.clip(wide, info.min, info.max, out=wide)
-    np.copyto(out, wide, casting="unsafe")
-    top = wide >= info.max          # float64 cannot hold int64/uint64 max exactly
-    if top.any():
-        out[top] = info.max
+    upper = np.array(float(info.max) + 1.0, dtype=src.dtype)
+    lower = np.array(float(info.min) - 1.0, dtype=src.dtype)
+    np.copyto(out, src, casting="unsafe")
+    np.putmask(out, ~(src < upper), info.max)      # NaN compares False: it goes to max
+    np.putmask(out, src <= lower, info.min)
 
 
 def _via_float32(src: np.ndarray, out: np.ndarray) -> None:
