@@ -291,3 +291,23 @@ def test_split_unsupported_types(op: str, dtype: object) -> None:
     m = one_op_model(op, ins, {"num_splits": 2}, outputs=2, out_dtype=dtype,
                      out_shapes=[(1,), (1,)])
     both_reject(m, UnsupportedOpError, f"{op}.*type")
+
+
+def test_quantized_multi_op_model() -> None:
+    """uint8 inputs with different scales joined, padded, re-laid-out and split."""
+    q1, q2, q3 = Quantization.of(0.05, 10), Quantization.of(0.2, 128), Quantization.of(0.1, 0)
+    mb = ModelBuilder()
+    g = mb.main
+    a = g.input("a", (1, 4, 4, 3), np.uint8, quantization=q1)
+    b = g.input("b", (1, 4, 4, 2), np.uint8, quantization=q2)
+    joined = g.op("CONCATENATION", [a, b], {"axis": -1}, quantization=q3)
+    padded = g.op("PAD", [joined, g.constant("pads", np.array([[0, 0], [1, 1], [1, 1], [0, 0]],
+                                                              i32))], quantization=q3)
+    s2b = g.op("SPACE_TO_BATCH_ND", [padded, g.constant("block", np.array([2, 2], i32)),
+                                     g.constant("zero", np.zeros((2, 2), i32))], quantization=q3)
+    flat = g.op("TRANSPOSE", [s2b, g.constant("perm", np.array([3, 1, 2, 0], i32))],
+                quantization=q3)
+    parts = g.op("SPLIT", [g.constant("axis", np.array(0, i32)), flat], {"num_splits": 5},
+                 outputs=5, dtype=np.uint8, quantization=q3)
+    g.output(g.op("CAST", [parts[4]], dtype=np.int32), parts[0])
+    check_exact(mb.build())
