@@ -175,11 +175,9 @@ class _ModelReader:
                   sparsity: Sparsity | None, where: str) -> np.ndarray | None:
         if buffer == 0 or not self.buffers:
             return None
-        count = int(np.prod(shape, dtype=np.int64))
         if self.buffers[buffer][1] == 0:
-            # An empty buffer means "not constant", except for a tensor with no
-            # elements (an empty axis list): that is a constant with no data.
-            return _empty(shape, dtype) if count == 0 and sparsity is None else None
+            return None  # see _empty_constants for zero-element constants
+        count = int(np.prod(shape, dtype=np.int64))
         raw = self._buffer_bytes(buffer)
         if type_name in ("STRING", "RESOURCE", "VARIANT"):
             return np.frombuffer(raw, dtype=np.uint8)
@@ -237,12 +235,6 @@ class _ModelReader:
             outs = _tensor_map(s.Outputs, s.OutputsLength(), subgraphs[sg], key)
             out.append(SignatureDef(key, sg, ins, outs))
         return tuple(out)
-
-
-def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    array = np.zeros(shape, dtype)
-    array.flags.writeable = False
-    return array
 
 
 def _tensor_map(get: Callable[[int], Any], n: int, sg: Subgraph, key: str) -> dict[str, int]:

@@ -153,7 +153,7 @@ def test_densify_mediapipe_sparse_model() -> None:
     try:
         blob = mediapipe_model("face_detection_full_range_sparse")
     except FetchError as e:
-        pytest.skip(f"MediaPipe models unavailable: {e}")
+        pytest.fail(f"cannot fetch the MediaPipe models (no package index?): {e}")
     model = edgeplex.read_model(blob)
     sg = model.main
     ops = [op for op in sg.operators if op.op == "DENSIFY"]
