@@ -113,6 +113,9 @@ def _add_sub_pot16(ctx: OpContext, a: QParams, b: QParams, out: QParams, sign: i
     if not (s1 == 0 or s2 == 0) or s1 > 0 or s2 > 0:
         ctx.fail(f"power-of-two int16 {ctx.name} needs one input at the output's scale and "
                  f"the other at a smaller one (input shifts {s1}, {s2})")
+    if sign > 0 and tuple(ctx.input(0).shape) != tuple(ctx.input(1).shape):
+        ctx.fail("int16 ADD with power-of-two scales does not broadcast in TFLite (its kernel "
+                 "aborts); give both inputs the same shape or set pot_scale_int16=false")
     lo, hi = clamp
 
     def fn(x: np.ndarray, y: np.ndarray) -> np.ndarray:
