@@ -76,7 +76,7 @@ def prepare_dequantize(ctx: OpContext) -> Prepared:
             ctx.fail("per-channel DEQUANTIZE of INT16 is not supported (TFLite takes "
                      "int8/uint8 per-channel)")
         return _dequantize_per_channel(ctx, x)
-    p = qparams(ctx, x, "input", symmetric_int16=False)
+    p = qparams(ctx, x, "input")          # LiteRT also requires int16 zero point 0
     table = unary_table(x.dtype, lambda v: np.float32(p.scale) * (v - p.zero_point).astype(
         np.float32), np.float32)
 
