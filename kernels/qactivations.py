@@ -202,7 +202,8 @@ def prepare_hard_swish(ctx: OpContext) -> Prepared:
 
 # -- LOGISTIC / TANH ---------------------------------------------------------------------
 def _sigmoid_f32(v: np.ndarray) -> np.ndarray:
-    e = np.exp(-v.astype(np.float64)).astype(np.float32)
+    with np.errstate(over="ignore"):            # expf overflows to inf as well
+        e = np.exp(-v.astype(np.float64)).astype(np.float32)
     return np.float32(1.0) / (np.float32(1.0) + e)
 
 
