@@ -195,6 +195,15 @@ def requantize(x: Any, multiplier: int, shift: int, in_zero_point: int, out_zero
                     dtype)
 
 
+def float_to_int32(r: Any) -> np.ndarray:
+    """C++ ``static_cast<int32_t>`` of floats as x86 does it: truncation, with
+    out-of-range values and NaN giving INT32_MIN."""
+    r = np.asarray(r, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = np.abs(r) < 2.0**31
+    return np.where(ok, np.trunc(np.where(ok, r, 0)).astype(np.int64), INT32_MIN)
+
+
 def saturate(x: Any, dtype: Any) -> np.ndarray:
     """Clamp to the range of an integer dtype and cast."""
     info = np.iinfo(dtype)

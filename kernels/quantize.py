@@ -119,17 +119,10 @@ def prepare_quantize(ctx: OpContext) -> Prepared:
     info = np.iinfo(out.dtype)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        q = _float_to_int32(qm.round_half_away(ins[0] / scale))
+        q = qm.float_to_int32(qm.round_half_away(ins[0] / scale))
         np.copyto(outs[0], np.clip(qm.wrap_int32(q + zp), info.min, info.max),
                   casting="unsafe")
     return ctx.done(run, x.shape)
-
-
-def _float_to_int32(r: np.ndarray) -> np.ndarray:
-    """C++ float -> int32 conversion on x86: out-of-range and NaN give INT32_MIN."""
-    with np.errstate(invalid="ignore"):
-        ok = np.abs(r) < 2.0**31
-    return np.where(ok, np.where(ok, r, 0).astype(np.int64), qm.INT32_MIN)
 
 
 @register("QUANTIZE", versions=(1, 5), types={"INT8", "UINT8", "INT16"})
