@@ -1,5 +1,6 @@
 """Integer (quantized) activations, bit-exact with TFLite: RELU, RELU6,
-RELU_N1_TO_1, LEAKY_RELU, PRELU, ELU, HARD_SWISH, LOGISTIC, TANH, SOFTMAX.
+RELU_N1_TO_1, LEAKY_RELU, PRELU, ELU, HARD_SWISH, LOGISTIC, TANH, SOFTMAX,
+L2_NORMALIZATION.
 
 Every unary op runs TFLite's exact integer (or float-LUT) formula once in
 prepare over all 256 (8-bit) or 65536 (int16) input values into a table; run
@@ -13,6 +14,8 @@ is one table lookup. Which LiteRT kernel each one equals:
   float32 sum; the reference kernel uses gemmlowp fixed point and differs by
   one step on many inputs. edgeplex equals the builtin kernel.
 * int16 SOFTMAX: one kernel (interpolated int16 LUTs), edgeplex equals it.
+* 8-bit L2_NORMALIZATION: one integer formula in both kernels (1/sqrt by
+  gemmlowp Newton-Raphson per row); edgeplex equals it.
 """
 from __future__ import annotations
 
@@ -375,3 +378,35 @@ def _softmax16(ctx: OpContext, pin: QParams, pout: QParams, beta: np.float32) ->
 def _clz32(v: np.ndarray) -> np.ndarray:
     """Count of leading zeros of positive int32 values (as int64)."""
     return 32 - np.frexp(v.astype(np.float64))[1].astype(np.int64)
+
+
+# -- L2_NORMALIZATION -------------------------------------------------------------------------
+@register("L2_NORMALIZATION", versions=(1, 2), types=QUANT8)
+def prepare_l2_normalization(ctx: OpContext) -> Prepared:
+    """Quantized L2_NORMALIZATION over the last axis (output scale 1/128)."""
+    ctx.expect_counts(1)
+    x = ctx.input(0)
+    if x.rank < 1:
+        raise ctx.invalid("L2_NORMALIZATION input must have at least one dimension")
+    out = output_type(ctx, x.type_name)
+    pin, pout = qparams(ctx, x, "input"), qparams(ctx, out, "output")
+    want_zp = 0 if x.type_name == "INT8" else 128
+    if pout.scale != np.float32(1 / 128) or pout.zero_point != want_zp:
+        ctx.fail(f"quantized L2_NORMALIZATION needs output scale 1/128 and zero point "
+                 f"{want_zp}, got {float(pout.scale):g} and {pout.zero_point}")
+    act = getattr(ctx.options, "fused_activation_function", "NONE")
+    if act != "NONE":
+        ctx.fail(f"L2_NORMALIZATION with fused activation {act!r} is not supported")
+    is_int8 = x.type_name == "INT8"
+    info = np.iinfo(x.dtype)
+
+    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        d = ins[0].astype(np.int64) - pin.zero_point
+        acc = qm.wrap_int32((d * d).sum(axis=-1, keepdims=True))
+        mult, shift = qm.inv_sqrt_quantized_multiplier(acc)
+        if is_int8:
+            y = qm.multiply_by_quantized_multiplier(d, mult, shift + 7)
+        else:
+            y = 128 + qm.multiply_by_quantized_multiplier(128 * d, mult, shift)
+        np.copyto(outs[0], np.clip(y, info.min, info.max), casting="unsafe")
+    return ctx.done(run, x.shape)

@@ -240,6 +240,43 @@ def checked_log2(x: float) -> tuple[bool, int]:
     return bool(abs(lg - rounded) < np.float32(1e-3)), int(rounded)
 
 
+def count_leading_zeros32(x: Any) -> np.ndarray:
+    """Leading zero bits of non-negative int32 values (32 for zero)."""
+    x = np.asarray(x, dtype=np.int64)
+    bits = np.frexp(np.maximum(x, 1).astype(np.float64))[1].astype(np.int64)
+    return np.where(x > 0, 32 - bits, 32)
+
+
+def inv_sqrt_quantized_multiplier(x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite's GetInvSqrtQuantizedMultiplierExp (reverse shift) on int32 ``x``:
+    (multiplier, shift) with multiplier * 2**(shift - 31) ~= 1 / sqrt(x),
+    from 5 Newton-Raphson steps in gemmlowp Q3.28 fixed point, vectorized."""
+    x = np.asarray(x, dtype=np.int64)
+    small = x <= 1
+    v = np.where(small, 2, x)
+    shift = np.full(v.shape, 11, dtype=np.int64)
+    for _ in range(2):                       # int32 input: at most 2 divisions by 4
+        big = v >= (1 << 29)
+        v = np.where(big, v // 4, v)
+        shift = shift + big
+    pairs = (count_leading_zeros32(v) - 1) // 2 - 1
+    shift = shift - pairs
+    v = v << (2 * pairs)
+    f_in = v >> 1                             # Q3.28
+    half_in = rounding_divide_by_pot(f_in, 1)
+    three_halves = (1 << 28) + (1 << 27)
+    srdhm = saturating_rounding_doubling_high_mul
+    r = np.full(v.shape, 1 << 28, dtype=np.int64)
+    for _ in range(5):
+        x3 = saturating_rounding_multiply_by_pot(srdhm(srdhm(r, r), r), 6)
+        diff = wrap_int32(srdhm(three_halves, r) - srdhm(half_in, x3))
+        r = saturating_rounding_multiply_by_pot(diff, 3)
+    r = srdhm(r, 1518500250)                  # * sqrt(2) / 2
+    r = np.where(shift < 0, wrap_int32(r << np.maximum(-shift, 0)), r)
+    shift = np.maximum(shift, 0)
+    return np.where(small, INT32_MAX, r), np.where(small, 0, -shift)
+
+
 # -- lookup tables ---------------------------------------------------------------------
 def int8_lut(dtype: Any, in_scale: float, in_zp: int, out_scale: float, out_zp: int,
              fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

@@ -211,3 +211,30 @@ def test_prelu_alpha_type_must_match() -> None:
                          out_shapes=[(2, 3)])
     with pytest.raises(edgeplex.ModelError, match="types differ"):
         _allocate(model)
+
+
+# -- L2_NORMALIZATION --------------------------------------------------------------------
+@pytest.mark.parametrize("dname", ["int8", "uint8"])
+@pytest.mark.parametrize("shape", [(5,), (3, 7), (2, 3, 50), (1, 2, 2, 300)])
+@settings(max_examples=10)
+@given(q=st.data(), seed=st.integers(0, 2**16), spread=st.sampled_from([0, 1, 3, 300]))
+def test_l2_normalization(dname: str, shape: tuple, q: Any, seed: int, spread: int) -> None:
+    """Rows of every magnitude, including all-zero rows (1/sqrt of 0 and 1)."""
+    dtype = INT_DTYPES[dname]
+    qin = q.draw(qparam(dtype, -6, 0))
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    x = np.clip(int(qin.zero_point[0]) + rng.integers(-spread, spread + 1, shape),
+                info.min, info.max).astype(dtype)
+    qout = Quantization.of(1 / 128, 0 if dname == "int8" else 128)
+    model = one_op_model("L2_NORMALIZATION", [inp(shape, dtype, qin)],
+                         {"fused_activation_function": "NONE"}, out_dtype=dtype,
+                         out_quantization=qout)
+    check_exact(model, [x], "builtin")
+    check_exact(model, [x], "ref")
+
+
+def test_l2_normalization_output_quantization_is_checked() -> None:
+    with pytest.raises(edgeplex.UnsupportedOpError, match="1/128"):
+        _allocate(_model("L2_NORMALIZATION", np.int8, Quantization.of(0.1),
+                         Quantization.of(1 / 128, 5), {"fused_activation_function": "NONE"}))

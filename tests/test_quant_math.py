@@ -175,3 +175,18 @@ def test_default_rounding_is_what_litert_uses(resolver: str) -> None:
     assert np.array_equal(got, double if qm.DEFAULT_ROUNDING == "double" else single)
     assert qm.DEFAULT_ROUNDING == "double"
     assert not np.array_equal(got, single)
+
+
+def test_inv_sqrt_quantized_multiplier_approximates_one_over_sqrt() -> None:
+    x = np.array([2, 3, 17, 1000, 65025, 2**29 - 1, 2**29, 2**31 - 1], dtype=np.int64)
+    m, s = qm.inv_sqrt_quantized_multiplier(x)
+    approx = m.astype(np.float64) * 2.0 ** (s.astype(np.float64) - 31)
+    # 5 Newton steps from 1.0 in Q3.28: a few parts per million at worst
+    np.testing.assert_allclose(approx, 1 / np.sqrt(x), rtol=5e-6)
+    m0, s0 = qm.inv_sqrt_quantized_multiplier(np.array([0, 1]))
+    assert m0.tolist() == [qm.INT32_MAX] * 2 and s0.tolist() == [0, 0]
+
+
+def test_count_leading_zeros32() -> None:
+    assert qm.count_leading_zeros32(np.array([0, 1, 2, 3, 2**30, 2**31 - 1])).tolist() == \
+        [32, 31, 30, 30, 1, 1]
