@@ -82,11 +82,9 @@ def _add_sub(ctx: OpContext, sign: int) -> Prepared:
     twice_max = 2.0 * float(max(a.scale, b.scale))
     m1 = _smaller_than_one(ctx, a.scale64 / twice_max, "input 0")
     m2 = _smaller_than_one(ctx, b.scale64 / twice_max, "input 1")
-    real_out = twice_max / float(np.float32(1 << left) * out.scale)
-    if sign < 0 and real_out > 1:      # SUB allows a large output multiplier
-        mo = qm.quantize_multiplier_greater_than_one(real_out)
-    else:
-        mo = _smaller_than_one(ctx, real_out, "output")
+    # TFLite's SUB accepts an output multiplier above 1 but then right-shifts by
+    # a negative amount (undefined behaviour; garbage on x86): refuse it, as ADD.
+    mo = _smaller_than_one(ctx, twice_max / float(np.float32(1 << left) * out.scale), "output")
 
     def fn(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         sx = qm.multiply_by_quantized_multiplier((x - a.zero_point) << left, *m1)
@@ -142,6 +140,8 @@ def prepare_sub(ctx: OpContext) -> Prepared:
 def prepare_mul(ctx: OpContext) -> Prepared:
     """Quantized MUL: (a - za)(b - zb) rescaled by sa*sb/so (float32 product)."""
     a, b, shape = _binary_inputs(ctx)
+    if ctx.input(0).type_name == "INT16" and ctx.outputs[0].type_name in ("INT8", "UINT8"):
+        return _mul16_to_8(ctx, shape)
     out = qparams(ctx, output_type(ctx, ctx.input(0).type_name), "output")
     lo, hi = _act_range(ctx, out)
     real = float(a.scale * b.scale / out.scale)         # float arithmetic in TFLite
@@ -151,6 +151,19 @@ def prepare_mul(ctx: OpContext) -> Prepared:
         prod = qm.wrap_int32((x - a.zero_point) * (y - b.zero_point))
         raw = qm.multiply_by_quantized_multiplier(prod, mult, shift) + out.zero_point
         return np.clip(raw, lo, hi)
+    return _done_pairwise(ctx, fn, shape)
+
+
+def _mul16_to_8(ctx: OpContext, shape: tuple[int, ...]) -> Prepared:
+    """int16 x int16 -> int8/uint8 MUL (LSTM-style): a Q0.15 product shifted
+    down to 8 bits and offset by the output zero point; scales are not used."""
+    out = qparams(ctx, ctx.outputs[0], "output")
+    lo, hi = _act_range(ctx, out)
+    zp = out.zero_point
+
+    def fn(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        r = qm.rounding_divide_by_pot(qm.saturating_rounding_doubling_high_mul16(x, y), 8)
+        return zp + np.clip(r, lo - zp, hi - zp)
     return _done_pairwise(ctx, fn, shape)
 
 

@@ -121,6 +121,21 @@ def test_add_int16_power_of_two_broadcast_is_unsupported() -> None:
         _allocate(model)
 
 
+@pytest.mark.parametrize("out_dtype, zp", [(np.int8, -3), (np.uint8, 128)])
+@pytest.mark.parametrize("act", ["NONE", "RELU"])
+def test_mul_int16_to_8bit_output(out_dtype: Any, zp: int, act: str) -> None:
+    """LSTM-style int16 x int16 -> 8-bit MUL (a Q0.15 product, no rescaling)."""
+    q = Quantization.of(1 / 32768)
+    model = one_op_model("MUL", [inp((3, 40), np.int16, q), inp((1, 40), np.int16, q)],
+                         {"fused_activation_function": act}, out_dtype=out_dtype,
+                         out_quantization=Quantization.of(1 / 128, zp))
+    rng = np.random.default_rng(5)
+    a = rng.integers(-32768, 32768, (3, 40)).astype(np.int16)
+    b = rng.integers(-32768, 32768, (1, 40)).astype(np.int16)
+    check_exact(model, [a, b])
+    check_exact(model, [a, b], "ref")
+
+
 def test_mul_int8_builtin_overflow_differs_from_reference() -> None:
     """Documents the LiteRT builtin int8 MUL overflow edgeplex does not copy."""
     qs = [Quantization.of(0.22, 16), Quantization.of(0.08, 55), Quantization.of(0.0047, -32)]
@@ -239,10 +254,12 @@ def test_add_int8_unsupported_fused_tanh() -> None:
         _allocate(model)
 
 
-def test_add_output_scale_too_small_is_unsupported() -> None:
-    """2*max(s1,s2) / (2**20 * so) >= 1 makes TFLite abort; edgeplex says why."""
+@pytest.mark.parametrize("op", ["ADD", "SUB"])
+def test_add_sub_output_scale_too_small_is_unsupported(op: str) -> None:
+    """2*max(s1,s2) / (2**20 * so) >= 1: TFLite's ADD aborts and its SUB shifts
+    by a negative amount (undefined behaviour); edgeplex refuses and says why."""
     q = Quantization.of(0.5, 0)
-    model = one_op_model("ADD", [inp((4,), np.int8, q), inp((4,), np.int8, q)],
+    model = one_op_model(op, [inp((4,), np.int8, q), inp((4,), np.int8, q)],
                          {"fused_activation_function": "NONE"}, out_dtype=np.int8,
                          out_quantization=Quantization.of(1e-7, 0), out_shapes=[(4,)])
     with pytest.raises(edgeplex.UnsupportedOpError, match="rescale factor"):
