@@ -157,6 +157,8 @@ def prepare_mul(ctx: OpContext) -> Prepared:
 def _mul16_to_8(ctx: OpContext, shape: tuple[int, ...]) -> Prepared:
     """int16 x int16 -> int8/uint8 MUL (LSTM-style): a Q0.15 product shifted
     down to 8 bits and offset by the output zero point; scales are not used."""
+    if tuple(ctx.input(0).shape) != tuple(ctx.input(1).shape):
+        ctx.fail("int16 -> 8-bit MUL does not broadcast in TFLite (its kernel aborts)")
     out = qparams(ctx, ctx.outputs[0], "output")
     lo, hi = _act_range(ctx, out)
     zp = out.zero_point

@@ -126,14 +126,23 @@ def test_add_int16_power_of_two_broadcast_is_unsupported() -> None:
 def test_mul_int16_to_8bit_output(out_dtype: Any, zp: int, act: str) -> None:
     """LSTM-style int16 x int16 -> 8-bit MUL (a Q0.15 product, no rescaling)."""
     q = Quantization.of(1 / 32768)
-    model = one_op_model("MUL", [inp((3, 40), np.int16, q), inp((1, 40), np.int16, q)],
+    model = one_op_model("MUL", [inp((3, 40), np.int16, q), inp((3, 40), np.int16, q)],
                          {"fused_activation_function": act}, out_dtype=out_dtype,
                          out_quantization=Quantization.of(1 / 128, zp))
     rng = np.random.default_rng(5)
-    a = rng.integers(-32768, 32768, (3, 40)).astype(np.int16)
-    b = rng.integers(-32768, 32768, (1, 40)).astype(np.int16)
+    a, b = (rng.integers(-32768, 32768, (3, 40)).astype(np.int16) for _ in range(2))
     check_exact(model, [a, b])
     check_exact(model, [a, b], "ref")
+
+
+def test_mul_int16_to_int8_broadcast_is_unsupported() -> None:
+    """TFLite's int16 -> int8 MUL kernel has no broadcasting (it aborts)."""
+    q = Quantization.of(1 / 32768)
+    model = one_op_model("MUL", [inp((3, 4), np.int16, q), inp((4,), np.int16, q)],
+                         {"fused_activation_function": "NONE"}, out_dtype=np.int8,
+                         out_quantization=Quantization.of(1 / 128), out_shapes=[(3, 4)])
+    with pytest.raises(edgeplex.UnsupportedOpError, match="does not broadcast"):
+        _allocate(model)
 
 
 def test_mul_int8_builtin_overflow_differs_from_reference() -> None:
