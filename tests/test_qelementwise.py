@@ -237,8 +237,8 @@ def test_add_int8_missing_quantization_is_a_model_error() -> None:
 
 @pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
 def test_int16_nonzero_zero_point_is_unsupported(op: str) -> None:
-    q = Quantization.of(0.01, 0)
-    model = one_op_model(op, [inp((4,), np.int16, q), inp((4,), np.int16, Quantization.of(0.01, 5))],
+    q, q5 = Quantization.of(0.01, 0), Quantization.of(0.01, 5)
+    model = one_op_model(op, [inp((4,), np.int16, q), inp((4,), np.int16, q5)],
                          {"fused_activation_function": "NONE"}, out_dtype=np.int16,
                          out_quantization=q, out_shapes=[(4,)])
     with pytest.raises(edgeplex.UnsupportedOpError, match="int16 quantization needs zero point 0"):

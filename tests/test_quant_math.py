@@ -190,3 +190,17 @@ def test_inv_sqrt_quantized_multiplier_approximates_one_over_sqrt() -> None:
 def test_count_leading_zeros32() -> None:
     assert qm.count_leading_zeros32(np.array([0, 1, 2, 3, 2**30, 2**31 - 1])).tolist() == \
         [32, 31, 30, 30, 1, 1]
+
+
+def test_per_channel_multipliers_broadcast_along_a_channel_axis() -> None:
+    """Arrays of real multipliers quantize elementwise; (multiplier, shift)
+    shaped for the channel axis rescale a whole accumulator tensor at once."""
+    reals = np.array([0.9, 0.3, 1e-3, 2.5, 0.0])
+    m, s = qm.quantize_multiplier(reals)
+    for i, r in enumerate(reals):
+        assert (int(m[i]), int(s[i])) == tuple(int(v) for v in qm.quantize_multiplier(r))
+    acc = np.arange(-600, 600, 7, dtype=np.int64).reshape(-1, 1) * np.ones((1, 5), np.int64)
+    got = qm.multiply_by_quantized_multiplier(acc, m, s)
+    for c in range(5):
+        assert np.array_equal(got[:, c], qm.multiply_by_quantized_multiplier(acc[:, c], m[c], s[c]))
+    assert np.all(np.abs(got - np.round(acc * reals)) <= 1)
