@@ -37,6 +37,9 @@ def _binary_inputs(ctx: OpContext) -> tuple[QParams, QParams, tuple[int, ...]]:
     a, b = ctx.input(0), ctx.input(1)
     same_type(ctx, a, b)
     shape = broadcast_shape(ctx, a.shape, b.shape)
+    if a.type_name == "INT16" and a.quantization is None and b.quantization is None:
+        ctx.fail("INT16 without quantization parameters (plain int16 arithmetic) is not "
+                 "supported; quantized int16 is")
     return qparams(ctx, a, "input 0"), qparams(ctx, b, "input 1"), shape
 
 
@@ -192,14 +195,24 @@ def prepare_squared_difference(ctx: OpContext) -> Prepared:
 
 # -- MAXIMUM / MINIMUM -------------------------------------------------------------------
 def _max_min(ctx: OpContext, ufunc: Callable[..., np.ndarray]) -> Prepared:
-    a, b, shape = _binary_inputs(ctx)
-    out = qparams(ctx, output_type(ctx, ctx.input(0).type_name), "output")
+    ctx.expect_counts(2)
+    specs = (ctx.input(0), ctx.input(1), output_type(ctx, ctx.input(0).type_name))
+    same_type(ctx, *specs[:2])
+    shape = broadcast_shape(ctx, specs[0].shape, specs[1].shape)
+    if all(s.quantization is None for s in specs):     # plain integers: raw max/min
+        return _raw_max_min(ctx, ufunc, shape)
+    a, b, out = (qparams(ctx, s, r) for s, r in zip(specs, ("input 0", "input 1", "output")))
     if not (a.scale == b.scale == out.scale and a.zero_point == b.zero_point == out.zero_point):
         ctx.fail(f"quantized {ctx.name} needs equal quantization on both inputs and the "
                  f"output (TFLite compares raw values); got scales {float(a.scale):g}, "
                  f"{float(b.scale):g}, {float(out.scale):g} and zero points {a.zero_point}, "
                  f"{b.zero_point}, {out.zero_point}")
 
+    return _raw_max_min(ctx, ufunc, shape)
+
+
+def _raw_max_min(ctx: OpContext, ufunc: Callable[..., np.ndarray],
+                 shape: tuple[int, ...]) -> Prepared:
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         ufunc(ins[0], ins[1], out=outs[0])
     return ctx.done(run, shape)

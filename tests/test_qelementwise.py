@@ -184,6 +184,27 @@ def test_maximum_minimum_broadcast(op: str, dname: str, shapes: tuple, q: Quanti
     _binary_case(op, dtype, shapes, [q, q, q], None, seed)
 
 
+@pytest.mark.parametrize("op", ["MAXIMUM", "MINIMUM"])
+@pytest.mark.parametrize("dname", list(INT_DTYPES))
+def test_maximum_minimum_without_quantization(op: str, dname: str) -> None:
+    """Plain (unquantized) small integers: raw elementwise max/min."""
+    dtype = INT_DTYPES[dname]
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(2)
+    model = one_op_model(op, [inp((3, 5), dtype), inp((5,), dtype)], out_dtype=dtype)
+    a = rng.integers(info.min, info.max + 1, (3, 5)).astype(dtype)
+    b = rng.integers(info.min, info.max + 1, (5,)).astype(dtype)
+    check_exact(model, [a, b])
+
+
+def test_add_int16_without_quantization_is_unsupported() -> None:
+    model = one_op_model("ADD", [inp((4,), np.int16), inp((4,), np.int16)],
+                         {"fused_activation_function": "NONE"}, out_dtype=np.int16,
+                         out_shapes=[(4,)])
+    with pytest.raises(edgeplex.UnsupportedOpError, match="INT16 without quantization"):
+        edgeplex.Interpreter(model_content=model).allocate_tensors()
+
+
 def test_maximum_rejects_mismatched_quantization() -> None:
     """LiteRT takes raw max of differently quantized inputs (a silently wrong
     result); edgeplex refuses at allocate_tensors."""
