@@ -35,7 +35,7 @@ KERNEL_MODULES: tuple[str, ...] = (
     "qconv", "hybrid", "qsequence",
 
     # integer elementwise, activations and the rest
-    "qelementwise", "qactivations",
+    "qelementwise", "qactivations", "qreduce",
 )
 
 
