@@ -181,8 +181,9 @@ class PlacementReport:
                   f"the CPU {c} time(s)"
         if self.folded:
             ops = Counter(self.nodes[n].op for n in self.folded)
-            yield (f"folded at prepare time (constant inputs, nothing to run): nodes "
-                   f"{node_ranges(self.folded)} ({_histogram(ops)})")
+            yield (f"folded at prepare time (constant inputs, nothing to run): "
+                   f"{len(self.folded)} node(s), {_histogram(ops)}: "
+                   f"{_short(node_ranges(self.folded), 60)}")
         yield ""
         names = [d.name for d in self.delegates if d.available]
         yield from _table(["node", "op", "placed", "decided by"] + names, [

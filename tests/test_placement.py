@@ -87,8 +87,8 @@ def test_folded_nodes_are_listed_apart() -> None:
     report = it.placement
     assert report.folded == (0,) and report.nodes[0].delegate == "folded"
     assert [p.nodes for p in report.partitions] == [(1,)]
-    assert "folded at prepare time (constant inputs, nothing to run): nodes 0 (MUL x1)" in \
-        str(report)
+    assert "folded at prepare time (constant inputs, nothing to run): 1 node(s), MUL x1: 0" \
+        in str(report)
     np.testing.assert_array_equal(got[0], np.full((2, 3), 2, np.float32))
 
 
