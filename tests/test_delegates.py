@@ -454,3 +454,24 @@ def test_option_defaults_are_not_shared_between_instances() -> None:
     a = Listy()
     a.options["ops"].append("MUL")
     assert Listy().options["ops"] == ["ADD"]
+
+
+def test_cost_policy_uses_estimate_seconds_and_keeps_a_small_island_home() -> None:
+    """The device claims the middle MUL and says it is a bit faster; with 256 KB tensors
+    the two transfers cost more than that saves, so under "cost" it stays on the CPU."""
+    class Estimating(DeviceMath):
+        name = "estimating"
+
+        def estimate_seconds(self, node: Any) -> float:
+            self.asked = getattr(self, "asked", 0) + 1
+            return 1e-6
+    model = chain_model(["SUB", "MUL", "SUB"], shape=(256, 256))
+    xs = inputs((256, 256))
+    dev = Estimating(ops=["MUL"])
+    it, got = run(model, xs, experimental_delegates=[dev],
+                  config={"edgeplex": {"partitioner": {"policy": "cost"}}})
+    assert dev.asked == 1 and it.placement.nodes_on("estimating") == []
+    assert it.placement.nodes[1].decided_by == "cost" and it.placement.transfers == ()
+    it, _ = run(model, xs, experimental_delegates=[Estimating(ops=["MUL"])])
+    assert it.placement.nodes_on("estimating") == [1]           # priority would move it
+    np.testing.assert_array_equal(got[0], cpu_result(model, xs)[0])
