@@ -151,7 +151,8 @@ def format_listing(listing: dict[str, Any]) -> str:
                 lines.append(f"    {key} = {o['default']!r}  {o['help']}{extra}".rstrip())
     broken = [p for p in listing["plugins"] if p["status"] == "broken"]
     if broken:
-        lines.append("\nbroken plugins (not loaded; EDGEPLEX_STRICT_PLUGINS=1 makes this an error):")
+        lines.append("\nbroken plugins (not loaded; EDGEPLEX_STRICT_PLUGINS=1 makes this an "
+                     "error):")
         lines += [f"  {p['entry_point']}: {p['error']}" for p in broken]
     for name, owners in listing["conflicts"].items():
         lines.append(f"\nconflict: delegate {name!r} is provided by {', '.join(owners)}")
