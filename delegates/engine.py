@@ -240,7 +240,7 @@ class Delegation:
             try:
                 placement = place(graph, specs, verdicts, options)
             except NoDelegateError as e:
-                raise self._no_delegate(plan, nodes, e) from None
+                raise self._no_delegate(nodes, e) from None
             if not self.settings.allow_cpu:
                 self._forbid_cpu(placement, nodes, options)
             failed = self._prepare(plan, placement, nodes, tensors, cache)
@@ -304,12 +304,13 @@ class Delegation:
         return next(d for d in self.order if d.name == name)
 
     # -- errors ----------------------------------------------------------------------
-    def _no_delegate(self, plan: Any, nodes: Sequence[NodeInfo], e: NoDelegateError
+    def _no_delegate(self, nodes: Sequence[NodeInfo], e: NoDelegateError
                      ) -> UnsupportedOpError:
-        if not self.tolerant and e.verdicts:
-            first = min(e.verdicts)
-            if first in plan.cpu_errors and not self.settings.exclude:
-                return plan.cpu_errors[first]     # CPU only: the kernel's own error
+        first = min(e.verdicts)
+        cpu = [v for v in e.verdicts[first] if v.delegate == CPU and v.source == "supports"]
+        if not self.tolerant and len(e.verdicts[first]) == 1 and cpu:
+            # CPU only: the kernels' own message, as without delegation
+            return NoDelegateError(f"{nodes[first].describe()}: {cpu[0].reason}", e.verdicts)
         lines = [f"{len(e.verdicts)} op(s) are taken by no delegate "
                  f"(delegates asked: {', '.join(d.name for d in self.order)}):"]
         for n, vs in sorted(e.verdicts.items()):

@@ -475,3 +475,31 @@ def test_cost_policy_uses_estimate_seconds_and_keeps_a_small_island_home() -> No
     it, _ = run(model, xs, experimental_delegates=[Estimating(ops=["MUL"])])
     assert it.placement.nodes_on("estimating") == [1]           # priority would move it
     np.testing.assert_array_equal(got[0], cpu_result(model, xs)[0])
+
+
+def dynamic_model(second: str) -> bytes:
+    """WHERE (data-dependent output shape) feeding ``second``."""
+    mb = edgeplex.ModelBuilder()
+    g = mb.main
+    coords = g.tensor("coords", (0, 2), np.int64)
+    g.op("WHERE", [g.input("x", (2, 3))], outputs=[coords])
+    out = g.tensor("out", (0, 2), np.int64)
+    custom = second == "NOT_AN_OP"
+    g.op(second, [coords] if custom else [coords, coords], outputs=[out],
+         custom_options=b"" if custom else None)
+    g.output(out)
+    return mb.build()
+
+
+def test_nodes_after_a_data_dependent_shape_stay_on_the_cpu() -> None:
+    it = edgeplex.Interpreter(model_content=dynamic_model("ADD"),
+                              experimental_delegates=[HostMath(ops=["ADD"])])
+    it.allocate_tensors()
+    v = it.placement.nodes[1].verdicts[0]
+    assert (v.source, v.reason) == ("framework", "an input's shape is known only during invoke")
+
+
+def test_cpu_only_errors_keep_the_kernels_message() -> None:
+    with pytest.raises(UnsupportedOpError) as e:
+        edgeplex.Interpreter(model_content=dynamic_model("NOT_AN_OP")).allocate_tensors()
+    assert str(e.value) == "op 1 (NOT_AN_OP v1): no CPU kernel implements this op"
