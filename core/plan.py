@@ -53,8 +53,6 @@ class Step:
     call: Callable[[], Any]
     prepared: Prepared | None = None
     dynamic: bool = False
-    #: computed once at allocate time (constant inputs); never run
-    folded: bool = False
 
     @property
     def reads(self) -> Sequence[int]:
@@ -147,11 +145,10 @@ class SubgraphPlan:
         self._tolerant = delegation is not None and delegation.tolerant
         for t, shape in zip(self.sg.inputs, input_shapes or []):
             self.shapes[t] = tuple(int(d) for d in shape)
-        # one step per operator (delegation indexes them by op), folded ones dropped after
-        self.steps: list[Any] = [self._prepare(op) for op in self.sg.operators]
+        steps = (self._prepare(op) for op in self.sg.operators)
+        self.steps: list[Any] = [s for s in steps if s is not None]
         if delegation is not None:
             self.steps = delegation.schedule(self)
-        self.steps = [s for s in self.steps if not getattr(s, "folded", False)]
         if allocate:
             self._allocate()
         self._calls = [s.call for s in self.steps]
@@ -170,8 +167,8 @@ class SubgraphPlan:
         outs = [self.spec(t, self.sg.tensors[t].shape) for t in op.outputs]
         return OpContext(op, self.sg, self.model, ins, outs, self.runtime)
 
-    def _prepare(self, op: Operator) -> Step:
-        """The step for ``op`` (marked ``folded`` when it was computed into a constant)."""
+    def _prepare(self, op: Operator) -> Step | None:
+        """The step for ``op``, or None when it was folded into a constant."""
         if any(t in self.dynamic for t in op.inputs):
             self.dynamic.update(op.outputs)
             return Step(op, _DynamicCall(self, op), dynamic=True)
@@ -186,7 +183,7 @@ class SubgraphPlan:
         self._check_prepared(op, prepared)
         if self._foldable(op, ctx, prepared):
             self._fold(op, ctx, prepared)
-            return Step(op, _unbound, prepared, folded=True)
+            return None
         for t, shape in zip(op.outputs, prepared.output_shapes):
             if shape is None:
                 self.dynamic.add(t)

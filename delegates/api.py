@@ -8,6 +8,7 @@ moving tensors between memory domains, falling back — is edgeplex's job.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping, Sequence
@@ -183,7 +184,7 @@ def resolve_options(factory: Any, given: Mapping[str, Any]) -> dict[str, Any]:
         valid = ", ".join(sorted(table)) or "none"
         raise ConfigError(f"[edgeplex.delegate.{name}] unknown option(s) "
                           f"{', '.join(repr(k) for k in unknown)}; valid options: {valid}")
-    values = {k: o.default for k, o in table.items()}
+    values = {k: copy.deepcopy(o.default) for k, o in table.items()}   # never share defaults
     for key, value in given.items():
         values[key] = table[key].check(name, key, value)
     return values

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -276,13 +277,16 @@ def _parse_requirement(spec: str, source: str) -> tuple[str, list[tuple[str, str
     for part in filter(None, rest.split(",")):
         op = next((o for o in ("~=", ">=", "<=", "==", "!=", ">", "<") if part.startswith(o)),
                   None)
-        if op is None or not part[len(op):]:
+        if op is None or not _VERSION.match(part[len(op):]):
             raise ConfigError(f"{source}: [edgeplex] require: cannot read {spec!r} (write "
                               "'distribution>=1.2' or a plain distribution name)")
         clauses.append((op, part[len(op):]))
     if not name:
         raise ConfigError(f"{source}: [edgeplex] require: {spec!r} names no distribution")
     return name, clauses
+
+
+_VERSION = re.compile(r"^[0-9][0-9A-Za-z.*+!-]*$")
 
 
 def _release(version: str) -> tuple[int, ...]:

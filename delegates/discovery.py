@@ -123,8 +123,8 @@ class PluginRegistry:
         """The delegate called ``name``, or a ConfigError saying what exists."""
         if name in self.conflicts:
             raise ConfigError(f"delegate {name!r} is provided by several plugins "
-                              f"({', '.join(self.conflicts[name])}); disable all but one with "
-                              "disable_plugins")
+                              f"({', '.join(sorted(self.conflicts[name]))}); disable all but "
+                              "one with disable_plugins")
         if name not in self.delegates:
             raise ConfigError(self._unknown_message(name))
         return self.delegates[name]
@@ -198,8 +198,9 @@ def make_plugin_manager(settings: LoadSettings | None = None, *, cpu_only: bool 
         pm.enable_tracing()
     registry = PluginRegistry(pm, settings)
     eps = list(_entry_points() if entry_points is None else entry_points)
-    if not any(ep.name == CPU for ep in eps):
+    if not any(ep.name == CPU and ep.value == _CPU_MODULE for ep in eps):
         eps.insert(0, metadata.EntryPoint(CPU, _CPU_MODULE, GROUP))
+    eps.sort(key=lambda ep: (ep.value != _CPU_MODULE, ep.name))   # the built-in CPU first
     for ep in eps:
         record = _record(ep)
         registry.plugins[ep.name] = record

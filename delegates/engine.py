@@ -69,15 +69,8 @@ class Delegation:
         if settings.require:
             check_requirements(settings.require, settings.source)
         load = discovery.LoadSettings.from_env(settings.disable_plugins, environ)
-        extra = list(experimental_delegates or [])
-        for i, d in enumerate(extra):
-            if not is_delegate(d):
-                raise ConfigError(f"experimental_delegates[{i}] is {d!r}, not an edgeplex "
-                                  "delegate (create one with edgeplex.load_delegate(name))")
-        needed = [n for n in settings.names() if n != CPU]
-        registry = discovery.registry(load, cpu_only=not needed)
-        for name in needed:
-            resolve_options(registry.entry(name).factory, settings.delegate_options.get(name, {}))
+        extra = _checked_experimental(experimental_delegates or [])
+        registry = _registry(settings, load, {d.name for d in extra})
         cpu = registry.create(CPU, settings.delegate_options.get(CPU, {}))
         cpu._resolver = resolver
         chosen, unavailable = _instances(registry, settings, extra, load.strict)
@@ -92,13 +85,13 @@ class Delegation:
                    {d.name: d.memory_domain for d in chosen})
 
     def _check_rule_names(self) -> None:
-        known = {d.name for d in self.delegates} | set(self.unavailable) | {CPU}
-        for key in ("exclude", "pin"):
-            for name in getattr(self.settings, key):
-                if name not in known:
-                    raise ConfigError(f"{self.settings.source}: [edgeplex.partitioner] {key}."
-                                      f"{name}: {name!r} is not a delegate in use (delegates: "
-                                      f"{', '.join(sorted(known))})")
+        """A pin needs its delegate in use (exclude rules for unused ones are moot)."""
+        in_use = {d.name for d in self.delegates} | set(self.unavailable) | {CPU}
+        for name in self.settings.pin:
+            if name not in in_use:
+                raise ConfigError(f"{self.settings.source}: [edgeplex.partitioner] pin.{name}: "
+                                  f"{name!r} is not a delegate in use (in use: "
+                                  f"{', '.join(sorted(in_use))})")
 
     @property
     def tolerant(self) -> bool:
@@ -120,8 +113,12 @@ class Delegation:
                                  t.data if t.data is not None else plan.folded.get(t.index))
                    for t in sg.tensors]
         nodes = [NodeInfo.of(model, sg, op, tensors) for op in sg.operators]
-        graph = Graph.from_subgraph(sg, [tuple(t.shape) for t in tensors], set(plan.folded))
-        verdicts = self._ask(plan, nodes)
+        steps = {s.op.index: s for s in plan.steps}
+        folded = {op.index for op in sg.operators if op.index not in steps}
+        graph = Graph.from_subgraph(sg, [tuple(t.shape) for t in tensors], set(plan.folded),
+                                    folded)
+        verdicts = self._ask(steps, plan.cpu_errors,
+                             [n for n in nodes if n.index not in folded])
         options = PartitionerOptions(self.settings.policy, self.settings.min_nodes_per_partition,
                                      self.settings.max_partitions, self._pins(sg, nodes),
                                      self._estimates(nodes, verdicts))
@@ -129,7 +126,7 @@ class Delegation:
                                                                 verdicts, options)
         self.report = PlacementReport(placement, graph, {n.index: n.version for n in nodes},
                                       self._delegate_rows(), fallbacks, sg.index)
-        return self._steps(plan, placement, kernels, nodes, tensors)
+        return self._steps(plan, steps, placement, kernels, nodes, tensors)
 
     def release(self) -> None:
         """Close the kernels of the previous schedule."""
@@ -141,14 +138,14 @@ class Delegation:
         self._kernels = []
 
     # -- 1. ask ---------------------------------------------------------------------
-    def _ask(self, plan: Any, nodes: Sequence[NodeInfo]) -> dict[int, list[Verdict]]:
+    def _ask(self, steps: Mapping[int, Any], cpu_errors: Mapping[int, Exception],
+             nodes: Sequence[NodeInfo]) -> dict[int, list[Verdict]]:
         table: dict[int, list[Verdict]] = {}
         for node in nodes:
-            special = _framework_reason(plan, node)
-            row = []
-            for d in self.delegates:
-                row.append(self._verdict(d, node, special))
-            row.append(self._cpu_verdict(plan, node))
+            step = steps[node.index]
+            special = _framework_reason(step, node)
+            row = [self._verdict(d, node, special) for d in self.delegates]
+            row.append(self._cpu_verdict(cpu_errors.get(node.index), step, node))
             row += [Verdict(name, False, f"unavailable: {why}", "unavailable")
                     for name, why in self.unavailable.items()]
             table[node.index] = row
@@ -172,13 +169,14 @@ class Delegation:
                    f"{'yes' if verdict.supported else verdict.reason}")
         return verdict
 
-    def _cpu_verdict(self, plan: Any, node: NodeInfo) -> Verdict:
+    def _cpu_verdict(self, error: Exception | None, step: Any, node: NodeInfo) -> Verdict:
         rule = self._excluded(CPU, node)
         if rule is not None:
             return Verdict(CPU, False, f"excluded by rule {rule}", "rule")
-        error = plan.cpu_errors.get(node.index)
         if error is not None:
             return Verdict(CPU, False, strip_where(str(error), node.describe()), "supports")
+        if step.prepared is not None:                  # the shape pass prepared its kernel
+            return Verdict(CPU, True)
         try:
             return _as_verdict(CPU, self.cpu.supports(node))
         except EdgeplexError as e:
@@ -242,7 +240,7 @@ class Delegation:
             try:
                 placement = place(graph, specs, verdicts, options)
             except NoDelegateError as e:
-                raise self._no_delegate(plan, nodes, e) from None
+                raise self._no_delegate(nodes, e) from None
             if not self.settings.allow_cpu:
                 self._forbid_cpu(placement, nodes, options)
             failed = self._prepare(plan, placement, nodes, tensors, cache)
@@ -306,12 +304,13 @@ class Delegation:
         return next(d for d in self.order if d.name == name)
 
     # -- errors ----------------------------------------------------------------------
-    def _no_delegate(self, plan: Any, nodes: Sequence[NodeInfo], e: NoDelegateError
+    def _no_delegate(self, nodes: Sequence[NodeInfo], e: NoDelegateError
                      ) -> UnsupportedOpError:
-        if not self.tolerant and e.verdicts:
-            first = min(e.verdicts)
-            if first in plan.cpu_errors and not self.settings.exclude:
-                return plan.cpu_errors[first]     # CPU only: the kernel's own error
+        first = min(e.verdicts)
+        cpu = [v for v in e.verdicts[first] if v.delegate == CPU and v.source == "supports"]
+        if not self.tolerant and len(e.verdicts[first]) == 1 and cpu:
+            # CPU only: the kernels' own message, as without delegation
+            return NoDelegateError(f"{nodes[first].describe()}: {cpu[0].reason}", e.verdicts)
         lines = [f"{len(e.verdicts)} op(s) are taken by no delegate "
                  f"(delegates asked: {', '.join(d.name for d in self.order)}):"]
         for n, vs in sorted(e.verdicts.items()):
@@ -339,8 +338,9 @@ class Delegation:
         return rows
 
     # -- 4. steps --------------------------------------------------------------------
-    def _steps(self, plan: Any, placement: Placement, kernels: Mapping[int, Any],
-               nodes: Sequence[NodeInfo], tensors: Sequence[TensorInfo]) -> list[Any]:
+    def _steps(self, plan: Any, kernel_steps: Mapping[int, Any], placement: Placement,
+               kernels: Mapping[int, Any], nodes: Sequence[NodeInfo],
+               tensors: Sequence[TensorInfo]) -> list[Any]:
         owners: dict[str, Any] = {}
         for d in self.order:
             owners.setdefault(d.memory_domain, d)
@@ -353,7 +353,7 @@ class Delegation:
         for p in placement.partitions:
             steps += before[p.id]
             if p.delegate == CPU:
-                steps += [plan.steps[n] for n in p.nodes]
+                steps += [kernel_steps[n] for n in p.nodes]
                 continue
             info = self._partition_info(plan, p, nodes, tensors)
             delegate = self._by_name(p.delegate)
@@ -365,7 +365,7 @@ class Delegation:
         steps += before[len(placement.partitions)]
         for n in placement.assignment:
             if placement.assignment[n] != CPU:
-                plan.steps[n].prepared = None          # the CPU kernel is not needed
+                kernel_steps[n].prepared = None          # the CPU kernel is not needed
         return steps
 
     def _transfer(self, tr: Any, tensors: Sequence[TensorInfo], owners: Mapping[str, Any],
@@ -404,6 +404,27 @@ class Delegation:
 
 
 # -- helpers ----------------------------------------------------------------------------
+def _checked_experimental(extra: Sequence[Any]) -> list[Any]:
+    """``experimental_delegates`` after checking each is a delegate with its own name."""
+    for i, d in enumerate(extra):
+        if not is_delegate(d):
+            raise ConfigError(f"experimental_delegates[{i}] is {d!r}, not an edgeplex "
+                              "delegate (create one with edgeplex.load_delegate(name))")
+        if any(other.name == d.name for other in extra[:i]):
+            raise ConfigError(f"experimental_delegates: two delegates are named {d.name!r}")
+    return list(extra)
+
+
+def _registry(settings: Settings, load: discovery.LoadSettings, provided: set[str]) -> Any:
+    """The plugins the settings need (only the CPU's when they name no other delegate);
+    every named delegate must exist and its options must be valid."""
+    needed = [n for n in settings.names() if n != CPU and n not in provided]
+    registry = discovery.registry(load, cpu_only=not needed)
+    for name in needed:
+        resolve_options(registry.entry(name).factory, settings.delegate_options.get(name, {}))
+    return registry
+
+
 def _instances(registry: Any, settings: Settings, extra: Sequence[Any], strict: bool
                ) -> tuple[list[Any], dict[str, str]]:
     """Delegate instances in priority order: experimental ones first, then by name."""
@@ -453,13 +474,13 @@ def _reasons(verdicts: Sequence[Verdict]) -> str:
                      for v in verdicts)
 
 
-def _framework_reason(plan: Any, node: NodeInfo) -> str | None:
+def _framework_reason(step: Any, node: NodeInfo) -> str | None:
     """Why edgeplex keeps this node on the CPU without asking, or None."""
     if node.op in FRAMEWORK_OPS:
         return f"{node.op} needs the interpreter (control flow or shared state)"
     if any(t is not None and t.is_variable for t in node.inputs + node.outputs):
         return "reads or writes a variable tensor (state lives in host memory)"
-    if plan.steps[node.index].dynamic:
+    if step.dynamic:
         return "an input's shape is known only during invoke"
     return None
 

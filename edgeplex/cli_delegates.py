@@ -98,19 +98,20 @@ def plugin_listing() -> dict[str, Any]:
             "delegates": [_delegate_info(registry, name) for name in record.delegates],
         })
     return {"group": discovery.GROUP, "plugins": plugins,
-            "conflicts": {k: v for k, v in registry.conflicts.items()}}
+            "conflicts": {k: sorted(v) for k, v in registry.conflicts.items()}}
 
 
 def _delegate_info(registry: Any, name: str) -> dict[str, Any]:
     from edgeplex.delegates.api import declared_options
-    factory = registry.entry(name).factory
+    from edgeplex.delegates.discovery import instantiate
+    factory = registry.delegates[name].factory
     options = {k: {"default": _plain(o.default), "help": o.help,
                    "choices": None if o.choices is None else [_plain(c) for c in o.choices]}
                for k, o in declared_options(factory).items()}
     info = {"name": name, "memory_domain": getattr(factory, "memory_domain", "host"),
             "options": options, "available": False, "reason": ""}
     try:
-        delegate = registry.create(name)
+        delegate = instantiate(factory, {})
         info["available"] = bool(delegate.is_available())
         if not info["available"]:
             info["reason"] = str(delegate.unavailable_reason())
@@ -150,7 +151,8 @@ def format_listing(listing: dict[str, Any]) -> str:
                 lines.append(f"    {key} = {o['default']!r}  {o['help']}{extra}".rstrip())
     broken = [p for p in listing["plugins"] if p["status"] == "broken"]
     if broken:
-        lines.append("\nbroken plugins (not loaded; EDGEPLEX_STRICT_PLUGINS=1 makes this an error):")
+        lines.append("\nbroken plugins (not loaded; EDGEPLEX_STRICT_PLUGINS=1 makes this an "
+                     "error):")
         lines += [f"  {p['entry_point']}: {p['error']}" for p in broken]
     for name, owners in listing["conflicts"].items():
         lines.append(f"\nconflict: delegate {name!r} is provided by {', '.join(owners)}")

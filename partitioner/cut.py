@@ -27,7 +27,7 @@ def cut(graph: Graph, assignment: Mapping[int, str]) -> list[Group]:
 def _greedy(graph: Graph, assignment: Mapping[int, str]) -> list[Group]:
     preds, succ = graph.predecessors(), graph.successors()
     waiting = [len(p) for p in preds]
-    ready = [n for n, w in enumerate(waiting) if w == 0]
+    ready = [n for n, w in enumerate(waiting) if w == 0 and n not in graph.skip]
     heapq.heapify(ready)
     groups: list[Group] = []
     while ready:
@@ -45,7 +45,7 @@ def _greedy(graph: Graph, assignment: Mapping[int, str]) -> list[Group]:
                 if waiting[s] == 0:
                     heapq.heappush(same if assignment[s] == kind else ready, s)
         groups.append((kind, sorted(members)))
-    if sum(len(m) for _, m in groups) != len(graph.nodes):
+    if sum(len(m) for _, m in groups) != len(graph.nodes) - len(graph.skip):
         raise ValueError("the graph has a cycle: some nodes never became ready")
     return groups
 

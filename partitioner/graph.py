@@ -50,12 +50,20 @@ class Graph:
     tensor_names: Mapping[int, str] = field(default_factory=dict)
     inputs: tuple[int, ...] = ()
     outputs: tuple[int, ...] = ()
+    #: nodes with nothing left to run (folded into constants at prepare time): not placed
+    skip: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         for i, node in enumerate(self.nodes):
             if node.index != i:
                 raise ValueError(f"graph node {i} has index {node.index}; nodes must be "
                                  "numbered 0..n-1 in order")
+            if node.index in self.skip and (node.inputs or node.outputs or node.after):
+                raise ValueError(f"skipped node {i} must not touch flowing tensors")
+
+    def placeable(self) -> list[int]:
+        """Indices of the nodes to place (all but ``skip``)."""
+        return [n.index for n in self.nodes if n.index not in self.skip]
 
     def producers(self) -> dict[int, int]:
         """tensor -> node that writes it."""
@@ -92,11 +100,12 @@ class Graph:
 
     @classmethod
     def from_subgraph(cls, sg: Subgraph, shapes: Sequence[tuple[int, ...] | None],
-                      constants: set[int] | frozenset[int] = frozenset()) -> "Graph":
+                      constants: set[int] | frozenset[int] = frozenset(),
+                      skip: set[int] | frozenset[int] = frozenset()) -> "Graph":
         """The graph of ``sg`` at the given (current) tensor shapes.
 
         ``constants`` adds tensors to treat as constants besides those with data
-        (for example values folded at prepare time).
+        (values folded at prepare time); ``skip`` names nodes not to place.
         """
         const = {t.index for t in sg.tensors if t.data is not None} | set(constants)
         state = {t.index for t in sg.tensors if t.is_variable}
@@ -116,7 +125,7 @@ class Graph:
                 last_effect = op.index
         sizes = {t.index: _nbytes(shapes[t.index], t.dtype.itemsize) for t in sg.tensors}
         return cls(tuple(nodes), sizes, {t.index: t.name for t in sg.tensors},
-                   flowing(sg.inputs), flowing(sg.outputs))
+                   flowing(sg.inputs), flowing(sg.outputs), frozenset(skip))
 
 
 def _nbytes(shape: tuple[int, ...] | None, itemsize: int) -> int:

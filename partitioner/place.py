@@ -39,7 +39,7 @@ def place(graph: Graph, delegates: Sequence[DelegateSpec],
         raise ConfigError(f"partitioner policy {options.policy!r} is not one of "
                           f"{', '.join(POLICIES)}")
     order = [d.name for d in delegates]
-    table = {n.index: list(verdicts.get(n.index, ())) for n in graph.nodes}
+    table = {n: list(verdicts.get(n, ())) for n in graph.placeable()}
     model = CostModel(graph, delegates, options.estimates)
     for _ in range(len(graph.nodes) * len(order) + 1):
         claims = _claims(graph, table, order, options)
@@ -62,7 +62,7 @@ def place(graph: Graph, delegates: Sequence[DelegateSpec],
 def _claims(graph: Graph, table: Mapping[int, list[Verdict]], order: Sequence[str],
             options: PartitionerOptions) -> dict[int, list[str]]:
     claims, orphans = {}, {}
-    for node in graph.nodes:
+    for node in (graph.nodes[n] for n in graph.placeable()):
         ok = {v.delegate for v in table[node.index] if v.supported}
         names = [d for d in order if d in ok]
         pin = options.pins.get(node.index)

@@ -17,6 +17,8 @@ from .graph import Graph
 from .types import Placement
 
 REPORT_VERSION = 1
+#: The ``delegate`` of a node folded into a constant at prepare time.
+FOLDED = "folded"
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,11 @@ class PlacementReport:
         self.estimated_seconds = placement.estimated_seconds
         self.delegates = tuple(delegates)
         self.partitions = tuple(_partition_row(p, graph) for p in placement.partitions)
-        self.nodes = tuple(_node_row(n, placement, graph, versions) for n in
+        where = {n: p.id for p in placement.partitions for n in p.nodes}
+        self.nodes = tuple(_node_row(n, placement, graph, versions, where) for n in
                            range(len(graph.nodes)))
+        #: nodes computed once at prepare time (constant inputs): nothing to place
+        self.folded = tuple(sorted(graph.skip))
         self.transfers = tuple(TransferRow(graph.name_of(t.tensor), t.tensor, t.nbytes, t.src,
                                            t.dst, t.before) for t in placement.transfers)
         self.prepare_fallbacks = tuple(prepare_fallbacks)
@@ -137,6 +142,7 @@ class PlacementReport:
                            "from": t.src, "to": t.dst, "before_partition": t.before_partition}
                           for t in self.transfers],
             "prepare_fallbacks": [_plain(f) for f in self.prepare_fallbacks],
+            "folded": list(self.folded),
             "invoke_fallbacks": [{"partition": p, "delegate": self.partitions[p].delegate,
                                   "count": c} for p, c in sorted(self.invoke_fallbacks.items())],
         }
@@ -173,11 +179,17 @@ class PlacementReport:
         for p, c in sorted(self.invoke_fallbacks.items()):
             yield f"invoke fallback: partition {p} ({self.partitions[p].delegate}) re-run on " \
                   f"the CPU {c} time(s)"
+        if self.folded:
+            ops = Counter(self.nodes[n].op for n in self.folded)
+            yield (f"folded at prepare time (constant inputs, nothing to run): "
+                   f"{len(self.folded)} node(s), {_histogram(ops)}: "
+                   f"{_short(node_ranges(self.folded), 60)}")
         yield ""
         names = [d.name for d in self.delegates if d.available]
         yield from _table(["node", "op", "placed", "decided by"] + names, [
             [str(n.index), n.op, f"{n.delegate} #{n.partition}", _short(n.decided_by, 40)]
-            + [_verdict_cell(n, d) for d in names] for n in self.nodes])
+            + [_verdict_cell(n, d) for d in names] for n in self.nodes
+            if n.delegate != FOLDED])
 
 
 def _partition_row(p: Any, graph: Graph) -> PartitionRow:
@@ -187,11 +199,15 @@ def _partition_row(p: Any, graph: Graph) -> PartitionRow:
                         tuple(graph.name_of(t) for t in p.outputs))
 
 
-def _node_row(n: int, placement: Placement, graph: Graph, versions: Mapping[int, int]) -> NodeRow:
+def _node_row(n: int, placement: Placement, graph: Graph, versions: Mapping[int, int],
+              where: Mapping[int, int]) -> NodeRow:
+    if n in graph.skip:
+        return NodeRow(n, graph.nodes[n].op, versions.get(n, 1), FOLDED, -1,
+                       "folded into a constant at prepare time", ())
     verdicts = tuple(VerdictRow(v.delegate, v.supported, v.reason, v.source)
                      for v in placement.verdicts.get(n, ()))
     return NodeRow(n, graph.nodes[n].op, versions.get(n, 1), placement.assignment[n],
-                   placement.partition_of(n).id, placement.decided_by.get(n, ""), verdicts)
+                   where[n], placement.decided_by.get(n, ""), verdicts)
 
 
 def _plain(row: Any) -> dict[str, Any]:

@@ -6,7 +6,21 @@ import pytest
 
 import edgeplex
 from edgeplex.testing import check_delegate
-from edgeplex_example_delegate import ExampleDelegate
+
+try:
+    from edgeplex_example_delegate import ExampleDelegate
+except ImportError as e:        # collected with edgeplex's suite before being installed
+    MISSING: ImportError | None = e
+else:
+    MISSING = None
+
+
+@pytest.fixture(autouse=True)
+def installed() -> None:
+    """Fail (never skip) with the fix when the package is not installed."""
+    if MISSING is not None:
+        pytest.fail(f"edgeplex-example-delegate is not installed ({MISSING}); run: "
+                    "pip install -e examples/edgeplex-example-delegate")
 
 
 def test_conformance() -> None:
