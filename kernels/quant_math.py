@@ -120,3 +120,42 @@ def activation_range(activation: str, scale: float, zero_point: int, dtype: Any
     elif activation != "NONE":
         raise ValueError(f"fused activation {activation!r} has no quantized range")
     return lo, hi
+
+
+def multiply_by_quantized_multiplier_ruy(x: Any, multiplier: Any, shift: Any) -> np.ndarray:
+    """Rescale int32 accumulators the way ruy's x86 (AVX2/AVX-512) kernels do.
+
+    TFLite's optimized int8 GEMMs (FULLY_CONNECTED, CONV_2D, BATCH_MATMUL on
+    x86) hand the requantization to ruy, whose SIMD kernels round twice and
+    break ties *upward*: ``(x * m + 2**30) >> 31``, then
+    ``(r + 2**(e-1)) >> e`` with an overflow guard that returns ``1 << (31 - e)``
+    when ``r + 2**(e-1)`` would exceed int32. The left shift wraps in 32 bits.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = ((x << left) - INT32_MIN) % (1 << 32) + INT32_MIN
+    high = (shifted * multiplier + (1 << 30)) >> 31
+    nudge = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
+    result = (high + nudge) >> right
+    return np.where(high > INT32_MAX - nudge, np.int64(1) << (31 - right), result)
+
+
+def multiply_by_quantized_multiplier_int64(x: Any, multiplier: Any, shift: Any) -> np.ndarray:
+    """TFLite's ``MultiplyByQuantizedMultiplier(int64_t x, ...)`` (16x8 kernels).
+
+    The Q31 multiplier is first reduced to 15 bits (rounded, saturating at
+    0x7FFF), then one rounding shift by ``15 - shift`` (ties upward). Both
+    rounding builds of TFLite use this form for int64 accumulators; the
+    double-rounding build (ai-edge-litert's) then truncates the result to
+    int32, so out-of-range results wrap as they do there.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    total = 15 - shift
+    result = (x * reduced + (np.int64(1) << (total - 1))) >> total
+    return (result - INT32_MIN) % (1 << 32) + INT32_MIN
