@@ -19,6 +19,7 @@ import edgeplex
 from edgeplex import ModelError, Quantization, UnsupportedOpError
 from edgeplex.kernels.hybrid import quantize_asymmetric, quantize_symmetric
 
+from fixture_ops import fixture, single_op_model
 from oracle import check, const, inp, one_op_model
 
 CLAMPS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
@@ -217,3 +218,30 @@ def test_hybrid_batch_matmul_follows_litert_batch_indexing() -> None:
     per_batch = (q @ w.astype(np.float32) * scale[:, None] * np.float32(0.02)).reshape(got.shape)
     assert not np.allclose(got[1, 0], per_batch[1, 0], rtol=1e-3)
     np.testing.assert_allclose(got[0], per_batch[0], rtol=1e-5, atol=1e-6)
+
+
+# -- converter-made models ----------------------------------------------------------------
+def _int8_weight_ops(name: str) -> list[tuple[str, int]]:
+    """(op, index) of the fixture's ops with int8 weights (the converter keeps
+    layers under 1024 weights in float)."""
+    main = edgeplex.read_model(fixture(name)).main
+    return [(op.op, op.index) for op in main.operators
+            if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+            and main.tensors[op.inputs[1]].type_name == "INT8"]
+
+
+HYBRID_OPS = _int8_weight_ops("quant_hybrid_cnn.tflite")
+
+
+def test_hybrid_fixture_has_every_op() -> None:
+    """The dynamic-range fixture exercises all three hybrid conv-like kernels."""
+    assert {op for op, _ in HYBRID_OPS} == {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+
+
+@pytest.mark.parametrize("op,index", HYBRID_OPS, ids=[f"{i}-{op}" for op, i in HYBRID_OPS])
+def test_converter_made_hybrid_ops(op: str, index: int) -> None:
+    """Each int8-weight op of the dynamic-range fixture, cut out with its
+    converter-chosen options (e.g. asymmetric_quantize_inputs), is bit-exact."""
+    model = single_op_model(fixture("quant_hybrid_cnn.tflite"), index)
+    for seed in range(3):
+        check(model, exact=True, seed=seed)

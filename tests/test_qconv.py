@@ -18,6 +18,7 @@ import edgeplex
 from edgeplex import ModelError, Quantization, UnsupportedOpError
 from edgeplex.kernels.qconv import FLOAT32_EXACT, gemm_dtype
 
+from fixture_ops import fixture, op_indices, single_op_model
 from oracle import check, const, inp, one_op_model, random_inputs, run_edgeplex, run_litert
 
 DTYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16}
@@ -452,3 +453,19 @@ def test_transpose_conv_inconsistent_output_shape_is_model_error() -> None:
         out_quantization=Quantization.of(0.1, 0), out_shapes=[(1, 21, 21, 2)])
     with pytest.raises(ModelError, match="output_shape"):
         _allocate(model)
+
+
+# -- converter-made models ----------------------------------------------------------------
+CONVERTED = [(f, op, i) for f in ("quant_int8_cnn.tflite", "quant_16x8_cnn.tflite")
+             for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+             for i in op_indices(fixture(f), op)]
+
+
+@pytest.mark.parametrize("name,op,index", CONVERTED,
+                         ids=[f"{f.split('.')[0]}-{i}-{op}" for f, op, i in CONVERTED])
+def test_converter_made_ops(name: str, op: str, index: int) -> None:
+    """Each conv/FC op of the full-integer int8 and 16x8 fixtures, cut out with
+    its converter-chosen weights, biases, scales and version, is bit-exact."""
+    model = single_op_model(fixture(name), index)
+    for seed in range(3):
+        exact(model, seed=seed, what=f"{name} op {index}")
