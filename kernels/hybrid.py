@@ -17,7 +17,7 @@ otherwise, exactly as LiteRT chooses.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 from .common import broadcast_shape, fused_activation
 from .qconv import PaddedInput, conv_window, gemm_dtype
 from .registry import register
+
+if TYPE_CHECKING:
+    from .qsequence import LstmLayout
 
 F32 = np.float32
 CLAMP_ACTIVATIONS = {"NONE": (-np.inf, np.inf), "RELU": (0.0, np.inf), "RELU6": (0.0, 6.0),
@@ -350,3 +353,168 @@ def _litert_batch_index(out3: tuple[int, int, int], own3: tuple[int, int, int], 
     grids = np.meshgrid(*(np.arange(d) for d in out3), indexing="ij")
     base = sum(g * (own != 1) for g, own in zip(grids, own3)) * rows
     return base[..., None] + np.arange(rows)
+
+
+# -- UNIDIRECTIONAL_SEQUENCE_LSTM -----------------------------------------------------------
+def _float_activation(ctx: OpContext, name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """LiteRT's ApplyActivationToVector for an LSTM's cell activation."""
+    acts = {"TANH": lambda v: np.tanh(v), "SIGMOID": _sigmoid, "NONE": lambda v: v,
+            "RELU": lambda v: np.maximum(v, F32(0)), "RELU6": lambda v: np.clip(v, 0, 6),
+            "RELU_N1_TO_1": lambda v: np.clip(v, -1, 1)}
+    if name not in acts:
+        ctx.fail(f"LSTM activation {name} is not supported")
+    return acts[name]
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return (F32(1) / (F32(1) + np.exp(-v))).astype(F32)
+
+
+class _HybridGate:
+    """One gate's int8 weights (input and recurrent), scales, row sums, bias."""
+
+    def __init__(self, ctx: OpContext, g: int, lay: "LstmLayout") -> None:
+        from .qsequence import GATE_BIAS, INPUT_WEIGHTS, LAYER_NORM, PEEPHOLE_WEIGHTS, \
+            RECURRENT_WEIGHTS
+        self.w_in, self.s_in, self.rs_in = _hybrid_matrix(ctx, ctx.input(INPUT_WEIGHTS[g]))
+        self.w_rec, self.s_rec, self.rs_rec = _hybrid_matrix(ctx, ctx.input(RECURRENT_WEIGHTS[g]))
+        self.bias = float_bias(ctx, ctx.input(GATE_BIAS[g]), lay.n_cell)
+        self.peephole = None
+        if lay.use_peephole and g != 2:
+            spec = ctx.input(PEEPHOLE_WEIGHTS[(0, 1, None, 2)[g]])
+            scale = weight_scales(ctx, spec, lay.n_cell, 0)
+            if scale.size != 1:
+                ctx.fail("hybrid LSTM peephole weights must be quantized per tensor")
+            self.peephole = (scale[0] * spec.data.astype(F32)).astype(F32)
+        self.ln = None
+        if lay.use_layer_norm:
+            self.ln = np.asarray(ctx.input(LAYER_NORM[g]).data, F32)
+
+
+def _hybrid_matrix(ctx: OpContext, w: TensorSpec) -> tuple[np.ndarray, F32, np.ndarray]:
+    """(int8 weights transposed as an exact float matrix, scale, row sums)."""
+    if w.type_name != "INT8" or w.rank != 2:
+        ctx.fail(f"hybrid LSTM weights {w.name!r} must be 2-D INT8, not {w.type_name}")
+    scale = weight_scales(ctx, w, w.shape[0], 0)
+    if scale.size != 1:
+        ctx.fail(f"hybrid LSTM weights {w.name!r} must be quantized per tensor")
+    wi = w.data.astype(np.int64)
+    dtype = gemm_dtype(128, np.abs(wi).sum(axis=1))
+    return np.ascontiguousarray(wi.T, dtype), scale[0], wi.sum(axis=1)
+
+
+class HybridLstm:
+    """LiteRT's LstmStepHybrid over a whole batch (rows are independent)."""
+
+    def __init__(self, ctx: OpContext, lay: "LstmLayout") -> None:
+        from .qsequence import PROJECTION_BIAS, PROJECTION_WEIGHTS
+        self.lay = lay
+        self.gates = {g: _HybridGate(ctx, g, lay) for g in lay.gates()}
+        self.act = _float_activation(ctx, ctx.options.fused_activation_function)
+        self.cell_clip = F32(ctx.options.cell_clip)
+        self.proj_clip = F32(ctx.options.proj_clip)
+        self.asym = bool(ctx.options.asymmetric_quantize_inputs)
+        self.proj = None
+        if lay.use_projection:
+            self.proj = _hybrid_matrix(ctx, ctx.input(PROJECTION_WEIGHTS))
+            self.proj_bias = float_bias(ctx, ctx.optional_input(PROJECTION_BIAS), lay.n_output)
+
+    def step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray, skip_rows: bool
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """One time step: (new output state, new cell state), float32 [B, n]."""
+        xq = self._quantized(x, skip_rows)
+        hq = self._quantized(h, skip_rows)
+        gates = {g: self._gate(g, xq, hq, c, _sigmoid if g != 2 else self.act)
+                 for g in self.lay.gates() if g != 3}
+        c = self._update_cell(c, gates)
+        o = self._gate(3, xq, hq, c, _sigmoid)
+        return self._output(c, o, skip_rows), c
+
+    def _quantized(self, v: np.ndarray, skip_rows: bool) -> tuple:
+        """(q, scale, zero point, rows to use) of one quantized operand."""
+        live = v.any(axis=1) if skip_rows else np.full(len(v), v.any())
+        q, sf, zp = _quantize(v, self.asym)
+        return q, sf, zp, live
+
+    def _gate(self, g: int, xq: tuple, hq: tuple, c: np.ndarray,
+              act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        p = self.gates[g]
+        gate = np.zeros_like(c) if p.ln is not None else np.broadcast_to(p.bias, c.shape)
+        gate = _hybrid_accumulate(gate, xq, p.w_in, p.s_in, p.rs_in)
+        gate = _hybrid_accumulate(gate, hq, p.w_rec, p.s_rec, p.rs_rec)
+        if p.peephole is not None:
+            gate = (gate + p.peephole * c).astype(F32)
+        if p.ln is not None:
+            gate = (_mean_stddev_normalize(gate) * p.ln + p.bias).astype(F32)
+        return act(gate).astype(F32)
+
+    def _update_cell(self, c: np.ndarray, gates: dict[int, np.ndarray]) -> np.ndarray:
+        forget = gates[1]
+        other = (F32(1) - forget) if self.lay.use_cifg else gates[0]
+        c = (forget * c).astype(F32)
+        c = (c + gates[2] * other).astype(F32)
+        if self.cell_clip > 0:
+            c = np.clip(c, -self.cell_clip, self.cell_clip)
+        return c
+
+    def _output(self, c: np.ndarray, o: np.ndarray, skip_rows: bool) -> np.ndarray:
+        hidden = (o * self.act(c)).astype(F32)
+        if self.proj is None:
+            return hidden
+        w, s, rs = self.proj
+        out = np.broadcast_to(self.proj_bias, (len(c), self.lay.n_output)).astype(F32)
+        out = _hybrid_accumulate(out, self._quantized(hidden, skip_rows), w, s, rs)
+        if self.proj_clip > 0:
+            out = np.clip(out, -self.proj_clip, self.proj_clip)
+        return out
+
+
+def _hybrid_accumulate(acc: np.ndarray, vq: tuple, w: np.ndarray, scale: F32,
+                       row_sums: np.ndarray) -> np.ndarray:
+    """acc += (q @ w - zp * row_sums) * (row scale * weight scale) on live rows."""
+    q, sf, zp, live = vq
+    if not live.any():
+        return acc
+    dot = (q.astype(w.dtype) @ w).astype(np.int64) - zp[:, None] * row_sums
+    factor = (sf * scale).astype(F32)[:, None]
+    return np.where(live[:, None], (acc + dot.astype(F32) * factor).astype(F32), acc)
+
+
+def _mean_stddev_normalize(v: np.ndarray) -> np.ndarray:
+    """TFLite's float MeanStddevNormalization over the last axis."""
+    n = F32(v.shape[-1])
+    mean = (v.sum(axis=-1, dtype=F32, keepdims=True) / n).astype(F32)
+    diff = (v - mean).astype(F32)
+    variance = ((diff * diff).sum(axis=-1, dtype=F32, keepdims=True) / n).astype(F32)
+    return (diff * (F32(1) / np.sqrt(variance + F32(1e-8)))).astype(F32)
+
+
+@register("UNIDIRECTIONAL_SEQUENCE_LSTM", versions=(1, 4), types={"FLOAT32"},
+          when=weights_int8(4))
+def prepare_hybrid_lstm(ctx: OpContext) -> Prepared:
+    """Hybrid UNIDIRECTIONAL_SEQUENCE_LSTM: float input and states, int8 weights;
+    the input and the output state are quantized on the fly every step."""
+    from .qsequence import CELL_STATE, INPUT, OUTPUT_STATE, lstm_layout, steps
+    lay = lstm_layout(ctx)
+    check_float_output(ctx)
+    for i in (OUTPUT_STATE, CELL_STATE):
+        if ctx.input(i).type_name != "FLOAT32":
+            raise ctx.invalid(f"hybrid LSTM states must be FLOAT32, got "
+                              f"{ctx.input(i).type_name}")
+    lstm = HybridLstm(ctx, lay)
+    # Batch-major sequences run one batch row at a time in LiteRT, so its
+    # all-zero shortcuts apply per row; time-major ones apply to the batch.
+    skip_rows = not lay.time_major
+
+    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        xs = steps(ins[INPUT], lay.time_major)
+        out = steps(outs[0], lay.time_major)
+        h_var, c_var = ins[OUTPUT_STATE], ins[CELL_STATE]
+        h = h_var.reshape(lay.n_batch, lay.n_output).astype(F32)
+        c = c_var.reshape(lay.n_batch, lay.n_cell).astype(F32)
+        for t in range(lay.max_time):
+            h, c = lstm.step(xs[t], h, c, skip_rows)
+            out[t] = h
+        h_var[...] = h.reshape(h_var.shape)
+        c_var[...] = c.reshape(c_var.shape)
+    return ctx.done(run, lay.output_shape)

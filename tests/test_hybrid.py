@@ -20,6 +20,7 @@ from edgeplex import ModelError, Quantization, UnsupportedOpError
 from edgeplex.kernels.hybrid import quantize_asymmetric, quantize_symmetric
 
 from fixture_ops import fixture, single_op_model
+from lstm_models import LstmSpec, hybrid_lstm, run_sequence
 from oracle import check, const, inp, one_op_model
 
 CLAMPS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
@@ -245,3 +246,63 @@ def test_converter_made_hybrid_ops(op: str, index: int) -> None:
     model = single_op_model(fixture("quant_hybrid_cnn.tflite"), index)
     for seed in range(3):
         check(model, exact=True, seed=seed)
+
+
+# -- UNIDIRECTIONAL_SEQUENCE_LSTM ---------------------------------------------------------
+# Tolerance: the integer parts and the float32 gate arithmetic follow LiteRT
+# operation by operation, but LiteRT evaluates sigmoid and tanh with Eigen's
+# vectorized approximations, a few float32 ulps away from numpy's; through
+# the recurrence that gives differences of ~1e-7 (measured). atol/rtol 1e-5
+# leaves room for the rare case where such an ulp moves one on-the-fly
+# quantized hidden-state value across a rounding boundary.
+LSTM_TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+HYBRID_SPECS = st.sampled_from([4, 8, 13]).flatmap(lambda n: st.builds(
+    LstmSpec, batch=st.integers(1, 3), time=st.integers(1, 4), n_input=st.integers(1, 12),
+    n_cell=st.just(n), n_output=st.just(n), cifg=st.booleans(), peephole=st.booleans(),
+    layer_norm=st.booleans(), time_major=st.booleans(), asymmetric=st.booleans(),
+    cell_clip=st.sampled_from([0.0, 0.7]), activation=st.sampled_from(["TANH", "RELU"])))
+
+
+def _lstm_close(model: bytes, inputs: list[np.ndarray]) -> None:
+    want = run_sequence(model, inputs, "builtin")
+    got = run_sequence(model, inputs)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(g, w, **LSTM_TOL)
+
+
+def _float_sequences(spec: LstmSpec, seed: int, zero_rows: bool = False) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    shape = (spec.time, spec.batch, spec.n_input) if spec.time_major else \
+        (spec.batch, spec.time, spec.n_input)
+    xs = [rng.normal(0, 1.5, shape).astype(np.float32) for _ in range(2)]
+    if zero_rows:
+        xs[0][..., : max(1, shape[1] // 2), :] = 0
+    return xs
+
+
+@settings(max_examples=20)
+@given(spec=HYBRID_SPECS, seed=st.integers(0, 1000), zero_rows=st.booleans())
+def test_hybrid_lstm(spec: LstmSpec, seed: int, zero_rows: bool) -> None:
+    """CIFG, peephole, layer norm, time-major, asymmetric inputs, clipping,
+    all-zero input rows (LiteRT skips their products); two invokes in a row."""
+    _lstm_close(hybrid_lstm(spec, seed), _float_sequences(spec, seed, zero_rows))
+
+
+@pytest.mark.parametrize("asymmetric", [False, True], ids=["symmetric", "asymmetric"])
+def test_hybrid_lstm_projection(asymmetric: bool) -> None:
+    """The projection quantizes the hidden state on the fly as well."""
+    spec = LstmSpec(n_cell=8, n_output=6, projection=True, projection_bias=True,
+                    proj_clip=0.3, asymmetric=asymmetric)
+    _lstm_close(hybrid_lstm(spec, 5), _float_sequences(spec, 5))
+
+
+def test_converter_made_hybrid_lstm() -> None:
+    """The converter's dynamic-range Keras LSTM (asymmetric inputs, cell clip)."""
+    full = fixture("quant_hybrid_lstm.tflite")
+    main = edgeplex.read_model(full).main
+    index = next(op.index for op in main.operators if op.op == "UNIDIRECTIONAL_SEQUENCE_LSTM")
+    model = single_op_model(full, index)
+    rng = np.random.default_rng(0)
+    _lstm_close(model, [rng.normal(0, 1, (2, 6, 32)).astype(np.float32) for _ in range(3)])
