@@ -26,9 +26,11 @@ class ConfigError(EdgeplexError):
     """A bad configuration key, value, delegate name or option."""
 
 
-class InterpreterError(EdgeplexError, ValueError):
+class InterpreterError(EdgeplexError, ValueError, RuntimeError):
     """The interpreter was used out of order or given a bad tensor.
 
-    Also a :class:`ValueError`, which is what tf.lite's Interpreter raises
-    for the same mistakes, so programs written for it keep working.
+    Also a :class:`ValueError` and a :class:`RuntimeError`: tf.lite's
+    Interpreter raises one or the other for these mistakes (ValueError for a
+    bad set_tensor, RuntimeError for invoke before allocation or a strict
+    resize), so ``except`` clauses written for it keep working.
     """

@@ -71,7 +71,12 @@ class Interpreter:
     def allocate_tensors(self) -> None:
         """Prepare every op for the current input shapes and allocate memory."""
         shapes = [self._input_shapes[t] for t in self._model.main.inputs]
+        old, self._plan = self._plan, None
         self._plan = self._build_plan(shapes)
+        if old is not None:  # keep the values of inputs whose shape did not change
+            for t in self._model.main.inputs:
+                if old.values[t].shape == self._plan.values[t].shape:
+                    np.copyto(self._plan.values[t], old.values[t])
 
     def _build_plan(self, shapes: list[tuple[int, ...]]) -> SubgraphPlan:
         return SubgraphPlan(self._model, 0, self._resolver, self._runtime, shapes,
@@ -172,11 +177,14 @@ class Interpreter:
             plan.run(self._profile)
 
     def reset_all_variables(self) -> None:
-        """Reset variable tensors and resource variables to their initial values."""
+        """Reset variable tensors to their initial values.
+
+        As in LiteRT, resource variables (VAR_HANDLE/ASSIGN_VARIABLE) keep
+        their values and CALL_ONCE init subgraphs do not run again.
+        """
         if self._plan is not None:
             for t in list(self._variables):
                 np.copyto(self._variables[t], self._plan.initial_variable(t))
-        self._runtime.resources.clear()
 
     # -- details -------------------------------------------------------------------
     def get_input_details(self) -> list[dict[str, Any]]:

@@ -61,6 +61,15 @@ class PlanOptions:
 
     preserve_all_tensors: bool = False
     memory_limit: int = DEFAULT_MEMORY_LIMIT
+    fold_constants: bool = True
+
+
+#: Ops never computed at allocate time even when their inputs are constant.
+UNFOLDABLE_OPS = frozenset({
+    "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "WHILE", "IF", "CALL",
+    "RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL", "MULTINOMIAL", "HASHTABLE",
+    "HASHTABLE_FIND", "HASHTABLE_IMPORT", "HASHTABLE_SIZE",
+})
 
 
 def nbytes(shape: Sequence[int], dtype: np.dtype) -> int:
@@ -91,7 +100,8 @@ class SubgraphPlan:
         self.invoked = False
         for t, shape in zip(self.sg.inputs, input_shapes or []):
             self.shapes[t] = tuple(int(d) for d in shape)
-        self.steps = [self._prepare(op) for op in self.sg.operators]
+        steps = (self._prepare(op) for op in self.sg.operators)
+        self.steps = [s for s in steps if s is not None]
         if allocate:
             self._allocate()
         self._calls = [s.call for s in self.steps]
@@ -110,18 +120,49 @@ class SubgraphPlan:
         outs = [self.spec(t, self.sg.tensors[t].shape) for t in op.outputs]
         return OpContext(op, self.sg, self.model, ins, outs, self.runtime)
 
-    def _prepare(self, op: Operator) -> Step:
+    def _prepare(self, op: Operator) -> Step | None:
+        """The step for ``op``, or None when it was folded into a constant."""
         if any(t in self.dynamic for t in op.inputs):
             self.dynamic.update(op.outputs)
             return Step(op, _DynamicCall(self, op), dynamic=True)
-        prepared = self.resolver.prepare(self._context(op))
+        ctx = self._context(op)
+        prepared = self.resolver.prepare(ctx)
         self._check_prepared(op, prepared)
+        if self._foldable(op, ctx, prepared):
+            self._fold(op, ctx, prepared)
+            return None
         for t, shape in zip(op.outputs, prepared.output_shapes):
             if shape is None:
                 self.dynamic.add(t)
             else:
                 self.shapes[t] = shape
         return Step(op, _unbound, prepared)
+
+    def _foldable(self, op: Operator, ctx: OpContext, prepared: Prepared) -> bool:
+        """Ops whose inputs are all constant are computed once, here, unless
+        they have effects beyond their outputs (variables, control flow,
+        random numbers, custom ops)."""
+        present = [s for s in ctx.inputs if s is not None]
+        return (self.options.fold_constants and bool(present)
+                and all(s.data is not None for s in present)
+                and not op.is_custom and op.op not in UNFOLDABLE_OPS
+                and all(shape is not None for shape in prepared.output_shapes)
+                and not any(self.sg.tensors[t].is_variable for t in op.outputs))
+
+    def _fold(self, op: Operator, ctx: OpContext, prepared: Prepared) -> None:
+        outs = [np.empty(shape, self.sg.tensors[t].dtype)
+                for t, shape in zip(op.outputs, prepared.output_shapes)]
+        try:
+            prepared.run([None if s is None else s.data for s in ctx.inputs], outs)
+        except EdgeplexError:
+            raise
+        except Exception as e:
+            raise ModelError(f"{op.describe()}: folding constant inputs failed: "
+                             f"{type(e).__name__}: {e}") from e
+        for t, value, shape in zip(op.outputs, outs, prepared.output_shapes):
+            value.flags.writeable = False
+            self.folded[t] = value
+            self.shapes[t] = shape
 
     def _check_prepared(self, op: Operator, prepared: Prepared) -> None:
         if len(prepared.output_shapes) != len(op.outputs):
@@ -257,7 +298,8 @@ class SubgraphPlan:
     def readable_error(self, t: int) -> str | None:
         """Why tensor ``t`` holds no value from the last invoke, or None."""
         tensor = self.sg.tensors[t]
-        if tensor.data is not None or tensor.is_variable or t in self.sg.inputs:
+        if (tensor.data is not None or t in self.folded or tensor.is_variable
+                or t in self.sg.inputs):
             return None
         if not self.invoked:
             return f"{tensor.describe()} has not been computed: call invoke() first"
@@ -360,6 +402,12 @@ class SubgraphRunner:
                 self._active -= 1
             self._plans[key] = plan
         return plan
+
+    def reset_variables(self) -> None:
+        """Put every plan's variable tensors back to their initial values."""
+        for plan in self._plans.values():
+            for t, value in plan.variables.items():
+                np.copyto(value, plan.initial_variable(t))
 
     def output_shapes(self, shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, ...] | None]:
         """Output shapes for these input shapes (None where data-dependent)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
@@ -136,8 +137,9 @@ class _ModelReader:
         tensors = tuple(self._tensor(sg.Tensors(i), i, index) for i in range(sg.TensorsLength()))
         operators = tuple(self._operator(sg.Operators(i), i, index)
                           for i in range(sg.OperatorsLength()))
-        subgraph = Subgraph(index, name, tensors, operators, _ints(sg.InputsAsNumpy, sg),
-                            _ints(sg.OutputsAsNumpy, sg))
+        inputs = _ints(sg.InputsAsNumpy, sg)
+        tensors = _empty_constants(tensors, operators, inputs)
+        subgraph = Subgraph(index, name, tensors, operators, inputs, _ints(sg.OutputsAsNumpy, sg))
         validate_subgraph(subgraph)
         return subgraph
 
@@ -171,12 +173,14 @@ class _ModelReader:
 
     def _constant(self, buffer: int, shape: tuple[int, ...], type_name: str, dtype: np.dtype,
                   sparsity: Sparsity | None, where: str) -> np.ndarray | None:
-        if buffer == 0 or not self.buffers or self.buffers[buffer][1] == 0:
+        if buffer == 0 or not self.buffers:
             return None
+        if self.buffers[buffer][1] == 0:
+            return None  # see _empty_constants for zero-element constants
+        count = int(np.prod(shape, dtype=np.int64))
         raw = self._buffer_bytes(buffer)
         if type_name in ("STRING", "RESOURCE", "VARIANT"):
             return np.frombuffer(raw, dtype=np.uint8)
-        count = int(np.prod(shape, dtype=np.int64))
         if type_name == "INT4":
             need = (count + 1) // 2
             dtype = np.dtype(np.uint8)
@@ -278,3 +282,19 @@ def _quantization(q: Any) -> Quantization | None:
     return Quantization(scale.astype(np.float32), zero_point, int(q.QuantizedDimension()),
                         None if isinstance(lo, int) else lo.astype(np.float32),
                         None if isinstance(hi, int) else hi.astype(np.float32))
+
+
+def _empty_constants(tensors: tuple[Tensor, ...], operators: tuple[Operator, ...],
+                     inputs: tuple[int, ...]) -> tuple[Tensor, ...]:
+    """Zero-element tensors with a buffer of their own that nothing writes are
+    constants whose buffer is empty (e.g. the ``[]`` shape of a reshape to a
+    scalar); give them their empty value."""
+    written = set(inputs) | {t for op in operators for t in op.outputs}
+    out = list(tensors)
+    for t in tensors:
+        if (t.data is None and t.buffer > 0 and 0 in t.shape and t.index not in written
+                and not t.is_variable and t.type_name not in ("STRING", "RESOURCE", "VARIANT")):
+            empty = np.empty(t.shape, t.dtype)
+            empty.flags.writeable = False
+            out[t.index] = replace(t, data=empty)
+    return tuple(out)

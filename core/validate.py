@@ -73,8 +73,8 @@ def _cycle_through(sg: Subgraph, start: int) -> list[int]:
     while stack:
         node, path = stack.pop()
         for p in preds[node]:
-            if p == start:
-                return list(reversed(path))
+            if p == start:  # path runs against the dataflow; report it forwards
+                return [start] + list(reversed(path[1:]))
             if p not in seen:
                 seen.add(p)
                 stack.append((p, path + [p]))

@@ -20,7 +20,7 @@ KERNEL_MODULES: tuple[str, ...] = (
     "conv", "pooling",
 
     # shapes and data movement
-    "movement", "sparse",
+    "movement", "sparse", "concat_split", "slicing", "padding", "creation", "cast",
 
     # gathers, resizing, reductions, normalization, selection
     "gather", "resize", "reduce", "normalization", "selection",
@@ -35,7 +35,7 @@ KERNEL_MODULES: tuple[str, ...] = (
     "qconv", "hybrid", "qsequence",
 
     # integer elementwise, activations and the rest
-    "qelementwise", "qactivations",
+    "qelementwise", "qactivations", "qreduce",
 )
 
 

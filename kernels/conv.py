@@ -1,1 +1,468 @@
-"""conv kernels (in progress)."""
+"""Float convolution and linear algebra: CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV,
+CONV_3D, FULLY_CONNECTED and BATCH_MATMUL.
+
+Convolutions are GEMMs: the input is padded once into a buffer allocated at
+prepare, turned into a patch matrix by copying a strided im2col view into
+another preallocated buffer (skipped for 1x1 stride-1 filters, whose patch
+matrix is the input itself), and multiplied with the filter matrix straight
+into the output. Depthwise convolution is a multiply-add per filter tap over
+strided views; transposed convolution is one GEMM followed by one strided add
+per filter tap (col2im). Constant filters are re-laid out once, at prepare.
+
+Weights must be float32 here: int8 / uint8 weights with a float input are
+hybrid (dynamic-range) models, which this module refuses with an
+UnsupportedOpError (a hybrid kernel registers with ``when=``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
+
+from .common import broadcast_shape
+from .registry import FLOAT_TYPES, register
+from .windows import (Axis, PaddedInput, ViewCache, as_shape, clamp_activation, tap_indices,
+                      window_axes, window_view)
+
+F32 = np.float32
+InPlace = Callable[[np.ndarray], Any] | None
+#: Weight types that make an op hybrid (float activations, integer weights).
+HYBRID_WEIGHTS = frozenset({"INT8", "UINT8", "INT4"})
+
+
+# -- operand checks ---------------------------------------------------------------
+def expect_rank(ctx: OpContext, spec: TensorSpec, ranks: int | tuple[int, int], what: str
+                ) -> None:
+    """ModelError unless ``spec`` has the given rank (or rank range)."""
+    lo, hi = (ranks, ranks) if isinstance(ranks, int) else ranks
+    if not lo <= spec.rank <= hi:
+        want = str(lo) if lo == hi else f"{lo} to {hi}"
+        raise ctx.invalid(f"{what} must have rank {want}, got shape {list(spec.shape)}")
+
+
+def expect_float_weights(ctx: OpContext, spec: TensorSpec, what: str) -> None:
+    """UnsupportedOpError unless ``spec`` is dense float32 (hybrid models included)."""
+    if spec.type_name in HYBRID_WEIGHTS:
+        ctx.fail(f"{spec.type_name} {what} with a FLOAT32 input (a hybrid, dynamic-range "
+                 "quantized model) is not supported by the float kernel")
+    if spec.type_name != "FLOAT32":
+        ctx.fail(f"{what} of type {spec.type_name} is not supported (expected FLOAT32)")
+    if spec.sparsity is not None:
+        ctx.fail(f"sparse {what} are not supported (densify them first)")
+
+
+def expect_float_output(ctx: OpContext) -> None:
+    """ModelError unless the op's single output is declared float32."""
+    if ctx.outputs[0].type_name != "FLOAT32":
+        raise ctx.invalid(f"output type {ctx.outputs[0].type_name} must be FLOAT32 like the "
+                          "input")
+
+
+def optional_bias(ctx: OpContext, index: int, channels: int) -> TensorSpec | None:
+    """The float32 bias input (``channels`` values) or None when omitted."""
+    bias = ctx.optional_input(index)
+    if bias is None:
+        return None
+    if bias.type_name != "FLOAT32":
+        raise ctx.invalid(f"bias type {bias.type_name} must be FLOAT32")
+    if bias.size != channels:
+        raise ctx.invalid(f"bias has {bias.size} values for {channels} output channels")
+    return bias
+
+
+def operand(spec: TensorSpec | None, index: int, relayout: Callable[[np.ndarray], np.ndarray]
+            ) -> Callable[[Sequence[Any]], Any]:
+    """A getter for input ``index`` in its kernel layout: constants re-laid out once,
+    other tensors on each run (``relayout`` should then be a cheap view)."""
+    if spec is None:
+        return lambda ins: None
+    if spec.is_constant:
+        fixed = np.ascontiguousarray(relayout(spec.data))
+        return lambda ins: fixed
+    return lambda ins: relayout(ins[index])
+
+
+def add_bias(out2d: np.ndarray, bias: np.ndarray | None) -> None:
+    """Add a per-channel bias to a (rows, channels) array in place."""
+    if bias is not None:
+        np.add(out2d, bias, out=out2d)
+
+
+def finish(out: np.ndarray, bias: np.ndarray | None, act: InPlace) -> None:
+    """Bias add and fused activation, in place."""
+    add_bias(out, bias)
+    if act is not None:
+        act(out)
+
+
+# -- GEMM convolution (CONV_2D, CONV_3D) ----------------------------------------------
+class Im2col:
+    """Turns an ``(N, *spatial, C)`` input into its ``(groups, M, K)`` patch matrix.
+
+    ``M`` is the number of output positions, ``K`` the taps times the channels
+    of one group. 1x1 stride-1 filters use the input itself (a view);
+    otherwise the padded input's strided window view is copied into a buffer
+    allocated once.
+    """
+
+    def __init__(self, in_shape: Sequence[int], axes: Sequence[Axis], groups: int) -> None:
+        n, c = in_shape[0], in_shape[-1]
+        cg = c // groups
+        self.rows = n * int(np.prod([a.out for a in axes], dtype=np.int64))
+        self.depth = int(np.prod([a.filter for a in axes], dtype=np.int64)) * cg
+        self.direct = all(a.filter == 1 and a.stride == 1 for a in axes)
+        self.scratch_bytes = 0
+        if self.direct:
+            self._call = ViewCache(
+                lambda x: as_shape(x, (self.rows, groups, cg)).transpose(1, 0, 2))
+            return
+        pad = PaddedInput(in_shape, axes, F32)
+        cols = np.empty((groups, n, *(a.out for a in axes), *(a.filter for a in axes), cg), F32)
+        matrix = cols.reshape(groups, self.rows, self.depth)
+        dst = np.moveaxis(cols, 0, -2)
+        views = ViewCache(lambda p: window_view(p, axes, groups))
+        self.scratch_bytes = pad.nbytes + cols.nbytes
+
+        def call(x: np.ndarray) -> np.ndarray:
+            np.copyto(dst, views(pad(x)))
+            return matrix
+        self._call = call
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._call(x)
+
+
+def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
+              weights: Callable[[Sequence[Any]], np.ndarray], out_channels: int,
+              bias: TensorSpec | None) -> Prepared:
+    """Prepared convolution: im2col, one (grouped) matmul into the output, bias, clamp.
+
+    ``weights(ins)`` returns the filter as a ``(groups, K, out_channels / groups)`` matrix.
+    """
+    act = clamp_activation(ctx)
+    out_shape = (x.shape[0], *(a.out for a in axes), out_channels)
+    im2col = Im2col(x.shape, axes, groups)
+    ocg = out_channels // groups
+    get_bias = operand(bias, 2, lambda b: b.reshape(-1))
+    out_view = ViewCache(lambda o: as_shape(o, (im2col.rows, groups, ocg)).transpose(1, 0, 2))
+    if groups == 1:
+        def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
+            out = out_view(outs[0])[0]
+            np.matmul(im2col(ins[0])[0], weights(ins)[0], out=out)
+            finish(out, get_bias(ins), act)
+    else:
+        def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
+            np.matmul(im2col(ins[0]), weights(ins), out=out_view(outs[0]))
+            finish(as_shape(outs[0], (im2col.rows, out_channels)), get_bias(ins), act)
+    return ctx.done(run, out_shape, scratch_bytes=im2col.scratch_bytes)
+
+
+@register("CONV_2D", versions=(1, 8), types=FLOAT_TYPES)
+def prepare_conv_2d(ctx: OpContext) -> Prepared:
+    """CONV_2D (float): SAME/VALID, strides, dilation, groups, optional bias, clamp."""
+    ctx.expect_counts((2, 3))
+    x, w = ctx.input(0), ctx.input(1)
+    expect_rank(ctx, x, 4, "input")
+    expect_rank(ctx, w, 4, "filter")
+    expect_float_weights(ctx, w, "filter")
+    expect_float_output(ctx)
+    n, h, wd, c = x.shape
+    oc, kh, kw, cg = w.shape
+    if cg < 1 or c % cg:
+        raise ctx.invalid(f"input has {c} channels, not a multiple of the filter's {cg} "
+                          "input channels")
+    groups = c // cg
+    if oc % groups:
+        raise ctx.invalid(f"{oc} output channels do not split into {groups} groups")
+    o = ctx.options
+    axes = window_axes(ctx, o.padding, (h, wd), (kh, kw), (o.stride_h, o.stride_w),
+                       (o.dilation_h_factor, o.dilation_w_factor))
+    weights = operand(w, 1, lambda f: f.reshape(groups, oc // groups, -1).transpose(0, 2, 1))
+    return gemm_conv(ctx, x, axes, groups, weights, oc, optional_bias(ctx, 2, oc))
+
+
+@register("CONV_3D", versions=(1, 1), types=FLOAT_TYPES)
+def prepare_conv_3d(ctx: OpContext) -> Prepared:
+    """CONV_3D (float, NDHWC input, DHWIO filter): padding, strides, dilation, bias, clamp."""
+    ctx.expect_counts((2, 3))
+    x, w = ctx.input(0), ctx.input(1)
+    expect_rank(ctx, x, 5, "input")
+    expect_rank(ctx, w, 5, "filter")
+    expect_float_weights(ctx, w, "filter")
+    expect_float_output(ctx)
+    kd, kh, kw, ic, oc = w.shape
+    if x.shape[4] != ic:
+        raise ctx.invalid(f"input has {x.shape[4]} channels but the filter expects {ic}")
+    o = ctx.options
+    axes = window_axes(ctx, o.padding, x.shape[1:4], (kd, kh, kw),
+                       (o.stride_d, o.stride_h, o.stride_w),
+                       (o.dilation_d_factor, o.dilation_h_factor, o.dilation_w_factor))
+    weights = operand(w, 1, lambda f: f.reshape(1, -1, oc))
+    return gemm_conv(ctx, x, axes, 1, weights, oc, optional_bias(ctx, 2, oc))
+
+
+# -- DEPTHWISE_CONV_2D ---------------------------------------------------------------
+@register("DEPTHWISE_CONV_2D", versions=(1, 7), types=FLOAT_TYPES)
+def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
+    """DEPTHWISE_CONV_2D (float): depth multiplier, dilation, strides, padding, bias, clamp.
+
+    Like LiteRT, the depth multiplier is the filter's channels over the
+    input's; the ``depth_multiplier`` option is not consulted.
+    """
+    ctx.expect_counts((2, 3))
+    x, w = ctx.input(0), ctx.input(1)
+    expect_rank(ctx, x, 4, "input")
+    expect_rank(ctx, w, 4, "filter")
+    expect_float_weights(ctx, w, "filter")
+    expect_float_output(ctx)
+    n, h, wd, c = x.shape
+    one, kh, kw, oc = w.shape
+    if one != 1:
+        raise ctx.invalid(f"filter shape {list(w.shape)} must be [1, height, width, channels]")
+    if c < 1 or oc % c:
+        raise ctx.invalid(f"filter has {oc} channels, not a multiple of the input's {c}")
+    o = ctx.options
+    axes = window_axes(ctx, o.padding, (h, wd), (kh, kw), (o.stride_h, o.stride_w),
+                       (o.dilation_h_factor, o.dilation_w_factor))
+    out_shape = (n, axes[0].out, axes[1].out, oc)
+    taps = kh * kw
+    weights = tiled(w, 1, (taps, axes[1].out, oc), lambda f: f.reshape(taps, 1, oc))
+    bias = tiled(optional_bias(ctx, 2, oc), 2, (axes[1].out, oc), lambda b: b.reshape(1, oc))
+    pad = PaddedInput(x.shape, axes, F32, repeat=oc // c)
+    run = _depthwise_run(pad, tap_indices(axes), out_shape, weights, bias, clamp_activation(ctx))
+    return ctx.done(run, out_shape, scratch_bytes=pad.nbytes + 4 * int(np.prod(out_shape)))
+
+
+def tiled(spec: TensorSpec | None, index: int, shape: tuple[int, ...],
+          view: Callable[[np.ndarray], np.ndarray]) -> Callable[[Sequence[Any]], Any]:
+    """A getter for input ``index`` broadcast to ``shape`` (constants once, at prepare;
+    other tensors into one reused buffer on each run)."""
+    if spec is None:
+        return lambda ins: None
+    if spec.is_constant:
+        fixed = np.ascontiguousarray(np.broadcast_to(view(spec.data), shape))
+        return lambda ins: fixed
+    buf = np.empty(shape, F32)
+
+    def get(ins: Sequence[Any]) -> np.ndarray:
+        np.copyto(buf, view(ins[index]))
+        return buf
+    return get
+
+
+def _depthwise_run(pad: PaddedInput, taps: Sequence[tuple[slice, ...]],
+                   out_shape: tuple[int, ...], weights: Callable[[Sequence[Any]], np.ndarray],
+                   bias: Callable[[Sequence[Any]], np.ndarray | None], act: InPlace
+                   ) -> Callable[..., None]:
+    """out = bias + sum over taps of (tap view * tap weights), two passes per tap.
+
+    The input's channels are repeated ``depth_multiplier`` times (in the padded
+    buffer) and the weights tiled along the output width, so every operand
+    has the output's layout and numpy runs each pass in long contiguous rows.
+    """
+    views = ViewCache(lambda p: [p[i] for i in taps])
+    tmp = np.empty(out_shape, F32)
+
+    def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
+        out = outs[0]
+        src, w, b = views(pad(ins[0])), weights(ins), bias(ins)
+        np.multiply(src[0], w[0], out=out)
+        for t in range(1, len(src)):
+            np.multiply(src[t], w[t], out=tmp)
+            np.add(out, tmp, out=out)
+        if b is not None:
+            np.add(out, b, out=out)
+        if act is not None:
+            act(out)
+    return run
+
+
+# -- TRANSPOSE_CONV --------------------------------------------------------------------
+def transpose_conv_type_key(ctx: OpContext) -> str:
+    """TRANSPOSE_CONV's type key: its data input (input 2), not the output shape
+    (input 0, always INT32). For integer TRANSPOSE_CONV kernels to reuse."""
+    return ctx.input(2).type_name if len(ctx.inputs) > 2 and ctx.inputs[2] else "NONE"
+
+
+@register("TRANSPOSE_CONV", versions=(1, 5), types=FLOAT_TYPES, type_key=transpose_conv_type_key)
+def prepare_transpose_conv(ctx: OpContext) -> Prepared:
+    """TRANSPOSE_CONV (float): inputs (output_shape, weights, input[, bias]); padding,
+    strides, optional bias, clamp; a non-constant output_shape gives a dynamic output."""
+    ctx.expect_counts((3, 4))
+    shape_spec, w, x = ctx.input(0), ctx.input(1), ctx.input(2)
+    if shape_spec.type_name != "INT32" or shape_spec.shape != (4,):
+        raise ctx.invalid(f"output_shape must be an INT32 vector of 4 values, got "
+                          f"{shape_spec.type_name} {list(shape_spec.shape)}")
+    expect_rank(ctx, x, 4, "input")
+    expect_rank(ctx, w, 4, "weights")
+    expect_float_weights(ctx, w, "weights")
+    expect_float_output(ctx)
+    oc, kh, kw, ic = w.shape
+    if x.shape[3] != ic:
+        raise ctx.invalid(f"input has {x.shape[3]} channels but the weights expect {ic}")
+    weights = operand(w, 1, _transposed_weights_relayout(w.shape))
+    bias = operand(optional_bias(ctx, 3, oc), 3, lambda b: b.reshape(-1))
+    act = clamp_activation(ctx)
+
+    def build(out_shape: tuple[int, ...]) -> tuple[Callable[..., None], int]:
+        return _transpose_conv_run(ctx, x.shape, w.shape, out_shape, weights, bias, act)
+    if shape_spec.is_constant:
+        out_shape = tuple(int(v) for v in shape_spec.data)
+        run, scratch = build(out_shape)
+        return ctx.done(run, out_shape, scratch_bytes=scratch)
+    return ctx.done(_dynamic_output(build), None)
+
+
+def _transposed_weights_relayout(shape: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
+    """OHWI weights to the (I, H * W * O) GEMM matrix, into one reused buffer."""
+    oc, kh, kw, ic = shape
+    buf = np.empty((ic, kh, kw, oc), F32)
+
+    def relayout(f: np.ndarray) -> np.ndarray:
+        np.copyto(buf, f.transpose(3, 1, 2, 0))
+        return buf.reshape(ic, kh * kw * oc)
+    return relayout
+
+
+def _dynamic_output(build: Callable[[tuple[int, ...]], tuple[Callable[..., None], int]]
+                    ) -> Callable[..., list[np.ndarray]]:
+    """A run for an output whose shape is input 0's value: one plan per shape seen."""
+    plans: dict[tuple[int, ...], Callable[..., None]] = {}
+
+    def run(ins: Sequence[Any], outs: Sequence[Any]) -> list[np.ndarray]:
+        shape = tuple(int(v) for v in ins[0])
+        if shape not in plans:
+            plans[shape] = build(shape)[0]
+        out = np.empty(shape, F32)
+        plans[shape](ins, [out])
+        return [out]
+    return run
+
+
+def _transpose_conv_run(ctx: OpContext, in_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                        out_shape: tuple[int, ...], weights: Callable[..., np.ndarray],
+                        bias: Callable[..., np.ndarray | None], act: InPlace
+                        ) -> tuple[Callable[..., None], int]:
+    n, h, w, ic = in_shape
+    oc, kh, kw, _ = w_shape
+    o = ctx.options
+    ys, xs = _transpose_axes(ctx, o.padding, in_shape, w_shape, out_shape,
+                             (o.stride_h, o.stride_w))
+    cols = np.empty((n, h, w, kh, kw, oc), F32)
+    matrix = cols.reshape(n * h * w, kh * kw * oc)
+    # LiteRT's col2im adds, per output element, the taps in reverse order.
+    steps = [((slice(None), yi, xi, ky, kx), (slice(None), yo, xo))
+             for ky, (yi, yo) in reversed(list(enumerate(ys))) if yi is not None
+             for kx, (xi, xo) in reversed(list(enumerate(xs))) if xi is not None]
+    col_views = [cols[i] for i, _ in steps]
+    out_views = ViewCache(lambda out: [out[j] for _, j in steps])
+
+    def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
+        out, b = outs[0], bias(ins)
+        np.matmul(as_shape(ins[2], (n * h * w, ic)), weights(ins), out=matrix)
+        if b is None:
+            out.fill(0)
+        else:
+            np.copyto(out, b)
+        for src, dst in zip(col_views, out_views(out)):
+            np.add(dst, src, out=dst)
+        if act is not None:
+            act(out)
+    return run, cols.nbytes
+
+
+Scatter = list[tuple[slice | None, slice | None]]
+
+
+def _transpose_axes(ctx: OpContext, padding: str, in_shape: Sequence[int],
+                    w_shape: Sequence[int], out_shape: Sequence[int], strides: Sequence[int]
+                    ) -> tuple[Scatter, Scatter]:
+    """Per spatial axis and tap: (input slice, output slice) it scatters, or Nones."""
+    if out_shape[0] != in_shape[0] or out_shape[3] != w_shape[0]:
+        raise ctx.invalid(f"output_shape {list(out_shape)} does not match batch "
+                          f"{in_shape[0]} and {w_shape[0]} output channels")
+    scatters = []
+    for size, out, k, s in zip(in_shape[1:3], out_shape[1:3], w_shape[1:3], strides):
+        axis = window_axes(ctx, padding, [out], [k], [s])[0]
+        if axis.out != size:
+            raise ctx.invalid(f"output_shape {list(out_shape)} does not match the input: a "
+                              f"{padding} convolution of size {out} gives {axis.out}, not {size}")
+        scatters.append([_scatter(size, out, ky, s, axis.before) for ky in range(k)])
+    return scatters[0], scatters[1]
+
+
+def _scatter(size: int, out: int, k: int, stride: int, pad: int
+             ) -> tuple[slice | None, slice | None]:
+    """Input positions i whose output i * stride + k - pad lies in [0, out), as slices."""
+    lo = max(0, -((k - pad) // stride))
+    hi = min(size, (out - 1 - k + pad) // stride + 1)
+    if hi <= lo:
+        return None, None
+    start = lo * stride + k - pad
+    return slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)
+
+
+# -- FULLY_CONNECTED / BATCH_MATMUL --------------------------------------------------
+@register("FULLY_CONNECTED", versions=(1, 14), types=FLOAT_TYPES)
+def prepare_fully_connected(ctx: OpContext) -> Prepared:
+    """FULLY_CONNECTED (float, DEFAULT weights): keep_num_dims, optional bias, clamp."""
+    if ctx.options.weights_format != "DEFAULT":
+        ctx.fail(f"weights_format {ctx.options.weights_format} is not supported")
+    ctx.expect_counts((2, 3))
+    x, w = ctx.input(0), ctx.input(1)
+    expect_rank(ctx, w, 2, "weights")
+    expect_float_weights(ctx, w, "weights")
+    expect_float_output(ctx)
+    units, depth = w.shape
+    if depth == 0 or x.size % depth:
+        raise ctx.invalid(f"input of shape {list(x.shape)} does not flatten into rows of "
+                          f"{depth} (the weights' input size)")
+    rows = x.size // depth
+    if ctx.options.keep_num_dims:
+        if x.shape[-1] != depth:
+            raise ctx.invalid(f"keep_num_dims needs the input's last dimension "
+                              f"({x.shape[-1]}) to equal the weights' input size {depth}")
+        out_shape = (*x.shape[:-1], units)
+    else:
+        out_shape = (rows, units)
+    weights = operand(w, 1, lambda f: f.T)
+    bias = operand(optional_bias(ctx, 2, units), 2, lambda b: b.reshape(-1))
+    act = clamp_activation(ctx)
+
+    def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
+        out = as_shape(outs[0], (rows, units))
+        np.matmul(as_shape(ins[0], (rows, depth)), weights(ins), out=out)
+        finish(out, bias(ins), act)
+    return ctx.done(run, out_shape)
+
+
+@register("BATCH_MATMUL", versions=(1, 4), types=FLOAT_TYPES)
+def prepare_batch_matmul(ctx: OpContext) -> Prepared:
+    """BATCH_MATMUL (float): adj_x / adj_y, broadcast batch dimensions, ranks 2 to 5."""
+    ctx.expect_counts(2)
+    a, b = ctx.input(0), ctx.input(1)
+    expect_float_weights(ctx, b, "right-hand side")
+    expect_float_output(ctx)
+    for spec, what in ((a, "left"), (b, "right")):
+        if spec.rank < 2:
+            raise ctx.invalid(f"{what}-hand side must have rank >= 2, got {list(spec.shape)}")
+        if spec.rank > 5:
+            ctx.fail(f"{what}-hand side of rank {spec.rank} is not supported (max 5)")
+    adj_x, adj_y = ctx.options.adj_x, ctx.options.adj_y
+    m, k = (a.shape[-1], a.shape[-2]) if adj_x else a.shape[-2:]
+    k2, n = (b.shape[-1], b.shape[-2]) if adj_y else b.shape[-2:]
+    if k != k2:
+        raise ctx.invalid(f"contracted dimensions differ: {list(a.shape)} (adj_x={adj_x}) "
+                          f"and {list(b.shape)} (adj_y={adj_y})")
+    out_shape = (*broadcast_shape(ctx, a.shape[:-2], b.shape[:-2]), m, n)
+
+    def adjoint(t: np.ndarray, adj: bool) -> np.ndarray:
+        return t.swapaxes(-1, -2) if adj else t
+    lhs = operand(a, 0, lambda t: adjoint(t, adj_x))
+    rhs = operand(b, 1, lambda t: adjoint(t, adj_y))
+
+    def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
+        np.matmul(lhs(ins), rhs(ins), out=outs[0])
+    return ctx.done(run, out_shape)

@@ -128,7 +128,7 @@ def clamp_range(ctx: OpContext) -> tuple[float, float]:
 
 
 # -- FULLY_CONNECTED --------------------------------------------------------------------
-@register("FULLY_CONNECTED", versions=(1, 13), types={"FLOAT32"}, when=weights_int8(1))
+@register("FULLY_CONNECTED", versions=(1, 14), types={"FLOAT32"}, when=weights_int8(1))
 def prepare_hybrid_fully_connected(ctx: OpContext) -> Prepared:
     """Hybrid FULLY_CONNECTED: rows quantized on the fly (symmetric or with
     ``asymmetric_quantize_inputs``), int8 GEMM, float rescale + bias."""

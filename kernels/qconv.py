@@ -266,7 +266,7 @@ def fold_bias(bias: np.ndarray | None, wsum: np.ndarray, x_zp: int) -> np.ndarra
 
 
 # -- FULLY_CONNECTED ---------------------------------------------------------------
-@register("FULLY_CONNECTED", versions=(1, 13), types={"INT8", "UINT8", "INT16"})
+@register("FULLY_CONNECTED", versions=(1, 14), types={"INT8", "UINT8", "INT16"})
 def prepare_fully_connected(ctx: OpContext) -> Prepared:
     """Integer FULLY_CONNECTED: x [..., K] @ w[N, K].T + bias, requantized."""
     ctx.expect_counts((2, 3), 1)

@@ -27,7 +27,8 @@ import numpy as np
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from .qconv import gemm_dtype
-from .quant_math import multiply_by_quantized_multiplier, quantize_multiplier
+from .quant_math import (inv_sqrt_quantized_multiplier, multiply_by_quantized_multiplier,
+                         quantize_multiplier)
 from .registry import register
 
 # -- the 24 inputs of a (unidirectional sequence) LSTM --------------------------------
@@ -141,7 +142,6 @@ def steps(x: np.ndarray, time_major: bool) -> np.ndarray:
 
 # -- gemmlowp fixed point on int16 raw values (vectorized) -----------------------------------
 I16_MIN, I16_MAX = -(2**15), 2**15 - 1
-I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 
 
 def wrap(x: np.ndarray, bits: int) -> np.ndarray:
@@ -254,34 +254,6 @@ def tanh16(a: np.ndarray, int_bits: int) -> np.ndarray:
     x = exp_on_negative_values(n, int_bits + 1)
     t = srmbpot(wrap(_newton_reciprocal(x) - (1 << 13), 16), 2, 16)
     return np.where(a == 0, 0, np.where(negative, wrap(-t, 16), t))
-
-
-# -- 32-bit fixed point for the layer norm's inverse square root -----------------------------
-def inv_sqrt_multiplier(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """TFLite's GetInvSqrtQuantizedMultiplierExp(x, reverse_shift=-1), per element."""
-    x = np.asarray(x, np.int64)
-    small = x <= 1
-    v = np.where(small, 2, x)
-    shift = np.full(v.shape, 11, np.int64)
-    for _ in range(2):                          # inputs below 2**31 need at most two steps
-        big = v >= (1 << 29)
-        v = np.where(big, v // 4, v)
-        shift += big
-    clz = 32 - np.frompyfunc(int.bit_length, 1, 1)(v).astype(np.int64)
-    pairs = (clz - 1) // 2 - 1
-    shift -= pairs
-    v = v << (2 * pairs)
-    half_input = rdbpot(v >> 1, 1)
-    half_three = (1 << 28) + (1 << 27)
-    r = np.full(v.shape, 1 << 28, np.int64)
-    for _ in range(5):
-        x3 = srmbpot(srdhm(srdhm(r, r, 32), r, 32), 6, 32)
-        r = srmbpot(wrap(srdhm(half_three, r, 32) - srdhm(half_input, x3, 32), 32), 3, 32)
-    r = srdhm(r, 1518500250, 32)
-    neg = shift < 0
-    r = np.where(neg, wrap(r << np.where(neg, -shift, 0), 32), r)
-    shift = np.where(neg, 0, shift)
-    return np.where(small, I32_MAX, r), np.where(small, 0, -shift)
 
 
 # -- prepare: TFLite's PopulateQuantizedLstmParams8x8_16 -------------------------------------
@@ -503,7 +475,7 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, scale: tuple
     variance = (x * x).sum(axis=-1, keepdims=True) * ((1 << 20) // n) - mean * mean
     variance2 = wrap(_trunc_div(variance, 1 << 20), 32)
     variance2 = np.where(variance2 < 1, variance_guard, variance2)
-    inv_a, inv_b = inv_sqrt_multiplier(variance2)
+    inv_a, inv_b = inv_sqrt_quantized_multiplier(variance2)
     shifted = wrap(1024 * x - mean, 32)
     rescaled = multiply_by_quantized_multiplier(shifted, inv_a, inv_b)
     val3 = wrap(rescaled * weight + bias, 32)

@@ -9,12 +9,18 @@ are rescaled with it exactly as TFLite does. TFLite has two rounding modes:
 * ``"single"`` — one 64-bit multiply and one rounding shift
   (``TFLITE_SINGLE_ROUNDING``).
 
+ai-edge-litert's x86-64 wheel is built with double rounding
+(:data:`DEFAULT_ROUNDING`; tests/test_quant_math.py proves it on inputs where
+the two modes disagree).
+
 All functions take and return int64 numpy arrays (wide enough for every
-intermediate) and never Python-loop over elements.
+intermediate) and never Python-loop over elements. Where C++ relies on int32
+wrap-around (``x * (1 << shift)`` overflowing) the result is wrapped the same
+way with :func:`wrap_int32`.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,12 +31,16 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 DEFAULT_ROUNDING = "double"
 
 
-def quantize_multiplier(real: Any) -> tuple[np.ndarray, np.ndarray]:
+# -- multipliers -------------------------------------------------------------------
+def quantize_multiplier(real: Any, rounding: str = DEFAULT_ROUNDING
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """(Q31 multiplier, shift) with ``real ~= multiplier * 2**(shift - 31)``.
 
     Matches TFLite's ``QuantizeMultiplier``: frexp, round the fraction to
     31 bits, renormalize when rounding reaches 2**31, and flush multipliers
-    too small to represent (shift < -31) to zero.
+    too small to represent (shift < -31) to zero. With single rounding a
+    shift above 30 saturates to (2**31 - 1, 30) as TFLite does.
+    Negative multipliers give negative Q31 values (LEAKY_RELU's alpha).
     """
     real = np.asarray(real, dtype=np.float64)
     frac, shift = np.frexp(real)
@@ -41,13 +51,54 @@ def quantize_multiplier(real: Any) -> tuple[np.ndarray, np.ndarray]:
     tiny = shift < -31
     q = np.where(tiny, 0, q)
     shift = np.where(tiny | (real == 0), 0, shift)
+    if rounding == "single":
+        big = shift > 30
+        q = np.where(big, INT32_MAX, q)
+        shift = np.where(big, 30, shift)
     return q.astype(np.int64), shift.astype(np.int64)
+
+
+def quantize_multiplier_smaller_than_one_exp(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplierSmallerThanOneExp: 0 <= real < 1, shift <= 0.
+
+    TFLite aborts the process on a multiplier outside [0, 1); this raises
+    ValueError so a kernel's prepare can turn it into a clear error.
+    """
+    if not 0.0 <= real < 1.0:
+        raise ValueError(f"multiplier {real!r} must be in [0, 1)")
+    q, shift = quantize_multiplier(real)
+    return int(q), int(shift)
+
+
+def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplierGreaterThanOne: real > 1, shift >= 0."""
+    if not real > 1.0:
+        raise ValueError(f"multiplier {real!r} must be greater than 1")
+    q, shift = quantize_multiplier(real)
+    return int(q), int(shift)
 
 
 def round_half_away(x: Any) -> np.ndarray:
     """std::round: to nearest, ties away from zero (np.round ties to even)."""
     x = np.asarray(x, dtype=np.float64)
     return np.trunc(x + np.copysign(0.5, x))
+
+
+def round_half_away_f32(x: Any) -> np.ndarray:
+    """std::round on float32 values (roundf), result as float32."""
+    x = np.asarray(x, dtype=np.float32)
+    return round_half_away(x).astype(np.float32)
+
+
+# -- fixed-point primitives ----------------------------------------------------------
+def wrap_int32(x: Any) -> np.ndarray:
+    """Two's-complement wrap of int64 values to the int32 range (C++ overflow)."""
+    return np.asarray(x, dtype=np.int64).astype(np.int32).astype(np.int64)
+
+
+def wrap_int16(x: Any) -> np.ndarray:
+    """Two's-complement wrap of int64 values to the int16 range."""
+    return np.asarray(x, dtype=np.int64).astype(np.int16).astype(np.int64)
 
 
 def saturating_rounding_doubling_high_mul(a: Any, b: Any) -> np.ndarray:
@@ -62,6 +113,17 @@ def saturating_rounding_doubling_high_mul(a: Any, b: Any) -> np.ndarray:
     return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
 
 
+def saturating_rounding_doubling_high_mul16(a: Any, b: Any) -> np.ndarray:
+    """The int16 SaturatingRoundingDoublingHighMul (Q15 multiply, as int64)."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    total = ab + nudge
+    high = np.where(total >= 0, total >> 15, -((-total) >> 15))
+    return np.where((a == -32768) & (b == -32768), 32767, high)
+
+
 def rounding_divide_by_pot(x: Any, exponent: Any) -> np.ndarray:
     """gemmlowp's RoundingDivideByPOT: x / 2**exponent, ties away from zero."""
     x = np.asarray(x, dtype=np.int64)
@@ -72,13 +134,25 @@ def rounding_divide_by_pot(x: Any, exponent: Any) -> np.ndarray:
     return (x >> exponent) + (remainder > threshold)
 
 
+def saturating_rounding_multiply_by_pot(x: Any, exponent: int, bits: int = 32) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingMultiplyByPOT on ``bits``-wide values:
+    a saturating left shift for exponent > 0, a rounding right shift below."""
+    x = np.asarray(x, dtype=np.int64)
+    if exponent <= 0:
+        return rounding_divide_by_pot(x, -exponent)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    threshold = (1 << (bits - 1 - exponent)) - 1
+    return np.where(x > threshold, hi, np.where(x < -threshold, lo, x << exponent))
+
+
 def multiply_by_quantized_multiplier(x: Any, multiplier: Any, shift: Any,
                                      rounding: str = DEFAULT_ROUNDING) -> np.ndarray:
     """Rescale int32 accumulators ``x`` by (multiplier, shift), TFLite-exact.
 
     ``multiplier`` and ``shift`` broadcast against ``x`` (per-channel works by
     passing arrays shaped for the channel axis). Result is int64 holding
-    int32-range values.
+    int32-range values. The left shift of the double-rounding form wraps in
+    int32 as the C++ ``x * (1 << left_shift)`` does.
     """
     x = np.asarray(x, dtype=np.int64)
     multiplier = np.asarray(multiplier, dtype=np.int64)
@@ -91,9 +165,43 @@ def multiply_by_quantized_multiplier(x: Any, multiplier: Any, shift: Any,
         raise ValueError(f"rounding must be 'single' or 'double', got {rounding!r}")
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
-    shifted = np.clip(x << left, INT32_MIN, INT32_MAX)
+    shifted = wrap_int32(x << left)
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier),
                                   right)
+
+
+#: TFLite's MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0) and
+#: ...GreaterThanOne (shift >= 0) are the general function restricted.
+multiply_by_quantized_multiplier_smaller_than_one_exp = multiply_by_quantized_multiplier
+multiply_by_quantized_multiplier_greater_than_one = multiply_by_quantized_multiplier
+
+
+def multiply_by_quantized_multiplier_int64(x: Any, multiplier: Any, shift: Any) -> np.ndarray:
+    """TFLite's int64-input MultiplyByQuantizedMultiplier (16x8 kernels):
+    the multiplier reduced to 16 bits, one rounding shift, int32 wrap."""
+    x = np.asarray(x, dtype=np.int64)
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    total = 15 - shift
+    return wrap_int32((x * reduced + (np.int64(1) << (total - 1))) >> total)
+
+
+def requantize(x: Any, multiplier: int, shift: int, in_zero_point: int, out_zero_point: int,
+               dtype: Any) -> np.ndarray:
+    """TFLite's Requantize: rescale ``x - in_zp`` and add ``out_zp``, saturated."""
+    acc = np.asarray(x, dtype=np.int64) - in_zero_point
+    return saturate(multiply_by_quantized_multiplier(acc, multiplier, shift) + out_zero_point,
+                    dtype)
+
+
+def float_to_int32(r: Any) -> np.ndarray:
+    """C++ ``static_cast<int32_t>`` of floats as x86 does it: truncation, with
+    out-of-range values and NaN giving INT32_MIN."""
+    r = np.asarray(r, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = np.abs(r) < 2.0**31
+    return np.where(ok, np.trunc(np.where(ok, r, 0)).astype(np.int64), INT32_MIN)
 
 
 def saturate(x: Any, dtype: Any) -> np.ndarray:
@@ -143,19 +251,121 @@ def multiply_by_quantized_multiplier_ruy(x: Any, multiplier: Any, shift: Any) ->
     return np.where(high > INT32_MAX - nudge, np.int64(1) << (31 - right), result)
 
 
-def multiply_by_quantized_multiplier_int64(x: Any, multiplier: Any, shift: Any) -> np.ndarray:
-    """TFLite's ``MultiplyByQuantizedMultiplier(int64_t x, ...)`` (16x8 kernels).
+def checked_log2(x: float) -> tuple[bool, int]:
+    """TFLite's CheckedLog2: (is a power of two within 1e-3, rounded log2)."""
+    x = np.float32(x)
+    if x <= 0:
+        return False, 0
+    lg = np.float32(np.log(x)) * np.float32(1.0 / np.log(np.float32(2.0)))
+    rounded = np.float32(round_half_away(lg))
+    return bool(abs(lg - rounded) < np.float32(1e-3)), int(rounded)
 
-    The Q31 multiplier is first reduced to 15 bits (rounded, saturating at
-    0x7FFF), then one rounding shift by ``15 - shift`` (ties upward). Both
-    rounding builds of TFLite use this form for int64 accumulators; the
-    double-rounding build (ai-edge-litert's) then truncates the result to
-    int32, so out-of-range results wrap as they do there.
-    """
+
+def count_leading_zeros32(x: Any) -> np.ndarray:
+    """Leading zero bits of non-negative int32 values (32 for zero)."""
     x = np.asarray(x, dtype=np.int64)
-    multiplier = np.asarray(multiplier, dtype=np.int64)
-    shift = np.asarray(shift, dtype=np.int64)
-    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
-    total = 15 - shift
-    result = (x * reduced + (np.int64(1) << (total - 1))) >> total
-    return (result - INT32_MIN) % (1 << 32) + INT32_MIN
+    bits = np.frexp(np.maximum(x, 1).astype(np.float64))[1].astype(np.int64)
+    return np.where(x > 0, 32 - bits, 32)
+
+
+def inv_sqrt_quantized_multiplier(x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite's GetInvSqrtQuantizedMultiplierExp (reverse shift) on int32 ``x``:
+    (multiplier, shift) with multiplier * 2**(shift - 31) ~= 1 / sqrt(x),
+    from 5 Newton-Raphson steps in gemmlowp Q3.28 fixed point, vectorized."""
+    x = np.asarray(x, dtype=np.int64)
+    small = x <= 1
+    v = np.where(small, 2, x)
+    shift = np.full(v.shape, 11, dtype=np.int64)
+    for _ in range(2):                       # int32 input: at most 2 divisions by 4
+        big = v >= (1 << 29)
+        v = np.where(big, v // 4, v)
+        shift = shift + big
+    pairs = (count_leading_zeros32(v) - 1) // 2 - 1
+    shift = shift - pairs
+    v = v << (2 * pairs)
+    f_in = v >> 1                             # Q3.28
+    half_in = rounding_divide_by_pot(f_in, 1)
+    three_halves = (1 << 28) + (1 << 27)
+    srdhm = saturating_rounding_doubling_high_mul
+    r = np.full(v.shape, 1 << 28, dtype=np.int64)
+    for _ in range(5):
+        x3 = saturating_rounding_multiply_by_pot(srdhm(srdhm(r, r), r), 6)
+        diff = wrap_int32(srdhm(three_halves, r) - srdhm(half_in, x3))
+        r = saturating_rounding_multiply_by_pot(diff, 3)
+    r = srdhm(r, 1518500250)                  # * sqrt(2) / 2
+    r = np.where(shift < 0, wrap_int32(r << np.maximum(-shift, 0)), r)
+    shift = np.maximum(shift, 0)
+    return np.where(small, INT32_MAX, r), np.where(small, 0, -shift)
+
+
+# -- lookup tables ---------------------------------------------------------------------
+def int8_lut(dtype: Any, in_scale: float, in_zp: int, out_scale: float, out_zp: int,
+             fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """TFLite's LUTPopulate for int8/uint8: ``fn`` on every dequantized input
+    in float32, requantized with roundf. Index with ``x.astype(np.uint8)``
+    (TFLite's layout for int8: entry ``uint8(x)`` holds ``f(x)``)."""
+    info = np.iinfo(dtype)
+    vals = np.arange(info.min, info.max + 1, dtype=np.int64)
+    deq = np.float32(in_scale) * (vals - in_zp).astype(np.float32)
+    out = np.asarray(fn(deq), dtype=np.float32)
+    inv = np.float32(1.0) / np.float32(out_scale)
+    rescaled = round_half_away_f32(out * inv)
+    q = (rescaled + np.float32(out_zp)).astype(np.int64)   # float -> int32 truncation
+    table = np.empty(256, dtype=dtype)
+    table[vals.astype(dtype).view(np.uint8)] = np.clip(q, info.min, info.max).astype(dtype)
+    return table
+
+
+def lookup(table: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
+    """out[...] = table[x] for a 256-entry (int8/uint8) or 65536-entry (int16) table."""
+    if x.dtype == np.int16:
+        np.take(table, x.view(np.uint16), out=out)
+    else:
+        np.take(table, x.view(np.uint8), out=out)
+
+
+def full_int16_table(fn: Callable[[np.ndarray], np.ndarray], dtype: Any = np.int16
+                     ) -> np.ndarray:
+    """A 65536-entry table of an int16 -> ``dtype`` function, indexed by uint16 view."""
+    vals = np.arange(-32768, 32768, dtype=np.int64)
+    table = np.empty(65536, dtype=dtype)
+    table[vals.astype(np.int16).view(np.uint16)] = fn(vals)
+    return table
+
+
+def int16_lut(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
+              fn: Callable[[np.ndarray], np.ndarray], float_type: Any = np.float32
+              ) -> np.ndarray:
+    """TFLite's 513-entry LUTPopulate<int16_t> (interpolated table), computed in
+    ``float_type`` as the C++ template parameter says."""
+    ft = np.dtype(float_type).type
+    in_min = ft(in_scale) * ft(-32768 - in_zp)
+    in_max = ft(in_scale) * ft(32767 - in_zp)
+    out_min = ft(out_scale) * ft(-32768 - out_zp)
+    out_max = ft(out_scale) * ft(32767 - out_zp)
+    step = (in_max - in_min) / ft(512)
+    half = step / ft(2)
+    inv = ft(65536) / (out_max - out_min)
+    i = np.arange(512).astype(ft)
+    val = np.asarray(fn(in_min + i * step), dtype=ft)
+    mid = np.asarray(fn(in_min + i * step + half), dtype=ft)
+    nxt = np.asarray(fn(in_min + (i + ft(1)) * step), dtype=ft)
+    rnd = lambda v: round_half_away(v).astype(ft)  # noqa: E731 - TfLiteRound in ft
+    sample = rnd(val * inv)
+    interp = rnd((nxt * inv + rnd(val * inv)) / ft(2))
+    bias = rnd((interp - rnd(mid * inv)) / ft(2))
+    lut = np.empty(513, dtype=np.int64)
+    lut[:512] = np.clip(sample - bias, -32768, 32767)
+    last = np.asarray(fn(np.asarray([in_max], dtype=ft)), dtype=ft)
+    lut[512] = np.clip(rnd(last * inv), -32768, 32767)[0]
+    return lut
+
+
+def int16_lut_lookup(x: Any, lut: np.ndarray) -> np.ndarray:
+    """TFLite's interpolating int16 LUTLookup (x as int64 in int16 range)."""
+    x = np.asarray(x, dtype=np.int64)
+    index = 256 + (x >> 7)
+    offset = x & 0x7F
+    base = lut[index]
+    slope = lut[index + 1] - base
+    return wrap_int16(base + ((slope * offset + 64) >> 7))
