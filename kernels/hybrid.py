@@ -351,7 +351,7 @@ def _litert_batch_index(out3: tuple[int, int, int], own3: tuple[int, int, int], 
     """Row index LiteRT's hybrid BATCH_MATMUL reads for each output batch:
     ``rows * sum(b_i for non-broadcast dims i) + r``."""
     grids = np.meshgrid(*(np.arange(d) for d in out3), indexing="ij")
-    base = sum(g * (own != 1) for g, own in zip(grids, own3)) * rows
+    base = sum(g * (own != 1) for g, own in zip(grids, own3, strict=True)) * rows
     return base[..., None] + np.arange(rows)
 
 

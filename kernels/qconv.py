@@ -282,7 +282,7 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
                           f"depth {k}")
     if x.shape and x.shape[-1] != k and opts.keep_num_dims:
         raise ctx.invalid(f"keep_num_dims needs input depth {x.shape[-1]} == weights depth {k}")
-    types = check_types(ctx, x, w, bias, out)
+    check_types(ctx, x, w, bias, out)
     _check_bias_shape(ctx, bias, n)
     in_scale, x_zp = activation_quant(ctx, x, "input")
     scales, w_zp = filter_quant(ctx, w, n, 0)
@@ -290,7 +290,7 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
     rounding = "float" if int64_bias else "ruy"
     requant = make_requant(ctx, in_scale, scales, out, rounding)
     shape = tuple(x.shape[:-1]) + (n,) if opts.keep_num_dims else (x.size // k, n)
-    dtype = _dtype_for(w, max_abs(x.type_name), axis=1, zp=w_zp)
+    dtype = _dtype_for(w, max_abs(x.type_name), axis=0, zp=w_zp)
 
     def layout(wv: np.ndarray, bv: np.ndarray | None) -> Gemm:
         wf = wv.astype(np.int64) - w_zp
@@ -312,8 +312,9 @@ def _check_bias_shape(ctx: OpContext, bias: TensorSpec | None, n: int) -> None:
                           "channel)")
 
 
-def _dtype_for(w: TensorSpec, max_x: int, axis: int | tuple[int, ...], zp: int = 0) -> type:
-    """GEMM float type from the weights (their true |sums| when constant)."""
+def _dtype_for(w: TensorSpec, max_x: int, axis: int, zp: int = 0) -> type:
+    """GEMM float type from the weights: ``axis`` is the output-channel axis,
+    |w| is summed over the others (their true values when constant)."""
     axes = tuple(i for i in range(w.rank) if i not in np.atleast_1d(axis))
     if w.is_constant:
         sums = np.abs(w.data.astype(np.int64) - zp).sum(axis=axes) if axes else \

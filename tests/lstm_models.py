@@ -83,7 +83,8 @@ def int8_lstm(spec: LstmSpec, seed: int = 0) -> bytes:
                                       .astype(np.int16), quantization=_q(2**-14))
     inter = [g.tensor(f"gate{i}", (0,), np.int16, quantization=_q(2**-12 * rng.uniform(0.5, 2)))
              for i in range(4)]
-    inter.append(g.tensor("hidden", (0,), np.int8, quantization=_q(2**-7, int(rng.integers(-5, 5)))))
+    hidden_q = _q(2**-7, int(rng.integers(-5, 5)))
+    inter.append(g.tensor("hidden", (0,), np.int8, quantization=hidden_q))
     out_shape = shape[:2] + (spec.n_output,)
     out = g.tensor("output", out_shape, np.int8, quantization=h_q)
     g.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, _options(spec), outputs=[out],
