@@ -92,6 +92,8 @@ def weight_scales(ctx: OpContext, w: TensorSpec, channels: int, axis: int) -> np
     """The weights' float32 scales, one per output channel (or one)."""
     if not w.is_constant:
         ctx.fail("hybrid kernels need constant int8 weights")
+    if w.sparsity is not None:
+        ctx.fail(f"sparse weights {w.name!r} are not supported (densify them first)")
     q = w.quantization
     if q is None or q.scale.size == 0:
         raise ctx.invalid(f"int8 weights {w.name!r} have no quantization parameters")

@@ -116,6 +116,8 @@ def filter_quant(ctx: OpContext, w: TensorSpec, channels: int, axis: int
     q = w.quantization
     if q is None or q.scale.size == 0:
         raise ctx.invalid(f"weights {w.name!r} ({w.type_name}) have no quantization parameters")
+    if w.sparsity is not None:
+        ctx.fail(f"sparse weights {w.name!r} are not supported (densify them first)")
     n = q.scale.size
     if n not in (1, channels):
         raise ctx.invalid(f"weights {w.name!r} have {n} scales; expected 1 or {channels} "
@@ -449,11 +451,7 @@ def prepare_depthwise(ctx: OpContext) -> Prepared:
     _, kh, kw, cout = w.shape
     if c == 0 or cout % c:
         raise ctx.invalid(f"weights' {cout} channels are not a multiple of the input's {c}")
-    mult = cout // c
-    dm = ctx.options.depth_multiplier
-    if dm not in (0, mult) and c != 1:
-        raise ctx.invalid(f"depth_multiplier {dm} does not match weights ({cout} channels "
-                          f"for {c} input channels)")
+    mult = cout // c     # LiteRT's integer kernels also ignore the depth_multiplier option
     types = check_types(ctx, x, w, bias, out)
     _check_bias_shape(ctx, bias, cout)
     if bias is None:

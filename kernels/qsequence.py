@@ -351,8 +351,8 @@ class Int8Lstm:
                 raise ctx.invalid(f"input {i} ({spec.name!r}) must be {t} in an integer LSTM, "
                                   f"not {spec.type_name}")
             if spec is not None and i not in (INPUT, OUTPUT_STATE, CELL_STATE) \
-                    and not spec.is_constant:
-                ctx.fail(f"input {i} ({spec.name!r}) must be constant")
+                    and (not spec.is_constant or spec.sparsity is not None):
+                ctx.fail(f"input {i} ({spec.name!r}) must be a dense constant")
         if ctx.outputs[0].type_name != "INT8":
             raise ctx.invalid(f"output must be INT8, not {ctx.outputs[0].type_name}")
         if self.lay.use_peephole and self.lay.use_projection and \

@@ -488,3 +488,18 @@ def test_converter_made_models_end_to_end(name: str) -> None:
     """Whole full-integer models (conv, depthwise, reshape, dense) are bit-exact."""
     for seed in range(3):
         exact(fixture(name), seed=seed, what=name)
+
+
+def test_depthwise_int8_ignores_depth_multiplier_option() -> None:
+    """LiteRT's integer depthwise kernels derive the multiplier from the
+    shapes; a model whose option says 0 runs the same."""
+    rng = np.random.default_rng(9)
+    w_q = Quantization.of(rng.uniform(.01, .02, 6).astype(np.float32), 0, axis=3)
+    model = one_op_model(
+        "DEPTHWISE_CONV_2D",
+        [inp((1, 6, 6, 3), np.int8, Quantization.of(0.05, 2)),
+         const(rng.integers(-127, 128, (1, 3, 3, 6)).astype(np.int8), quantization=w_q),
+         const(rng.integers(-500, 500, 6).astype(np.int32))],
+        {"padding": "SAME", "stride_h": 1, "stride_w": 1, "depth_multiplier": 0},
+        out_quantization=Quantization.of(0.1, 0), out_shapes=[(1, 6, 6, 6)])
+    exact(model)
