@@ -13,13 +13,17 @@ accumulators in prepare, ``max|x| * max over output channels of sum|w|``
 (:func:`gemm_dtype`), and runs its GEMM in float32 when that bound is at
 most 2**24, else in float64. Input zero points are folded into the bias
 (``bias - zp_x * sum(w)`` per output channel), so the GEMM sees the raw input
-values and padding holds the zero point.
+values and padding holds the zero point (TRANSPOSE_CONV, whose border
+outputs see fewer taps, subtracts the zero point from the input instead).
 
 **Requantization** follows whichever kernel LiteRT's default CPU resolver
-(``BUILTIN_WITHOUT_DEFAULT_DELEGATES``) runs on x86 (see :data:`ROUNDING`):
-the int8 GEMM ops go through ruy, whose AVX kernels round twice with ties
-upward; TFLite's own kernels in the ai-edge-litert wheel are built with
-``TFLITE_SINGLE_ROUNDING``; the 16x8 kernels use the 64-bit accumulator form.
+(``BUILTIN_WITHOUT_DEFAULT_DELEGATES``) runs on x86, which is not always the
+reference kernel (see :data:`SIMPLE_ROUNDING` and :func:`conv_rounding`):
+the optimized int8/uint8 GEMMs requantize in ruy's AVX code and TFLite's
+NEON code compiled through NEON_2_SSE (ties upward), TFLite's scalar code
+rounds twice with ties away from zero (the wheel is built without
+``TFLITE_SINGLE_ROUNDING``), and the 16x8 kernels use the 64-bit accumulator
+form.
 """
 from __future__ import annotations
 
