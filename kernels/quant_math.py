@@ -233,9 +233,10 @@ def activation_range(activation: str, scale: float, zero_point: int, dtype: Any
 def multiply_by_quantized_multiplier_ruy(x: Any, multiplier: Any, shift: Any) -> np.ndarray:
     """Rescale int32 accumulators the way ruy's x86 (AVX2/AVX-512) kernels do.
 
-    TFLite's optimized int8 GEMMs (FULLY_CONNECTED, CONV_2D, BATCH_MATMUL on
-    x86) hand the requantization to ruy, whose SIMD kernels round twice and
-    break ties *upward*: ``(x * m + 2**30) >> 31``, then
+    TFLite's optimized int8/uint8 GEMMs (FULLY_CONNECTED, CONV_2D on x86) hand
+    the requantization to ruy, whose SIMD kernels round twice and break ties
+    *upward* (TFLite's NEON code compiled for x86 through NEON_2_SSE,
+    SQRDMULH then a rounding shift, gives the same results): ``(x * m + 2**30) >> 31``, then
     ``(r + 2**(e-1)) >> e`` with an overflow guard that returns ``1 << (31 - e)``
     when ``r + 2**(e-1)`` would exceed int32. The left shift wraps in 32 bits.
     """
