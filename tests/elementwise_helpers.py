@@ -90,7 +90,8 @@ def litert_fails(model: bytes, inputs: Sequence[np.ndarray]) -> str:
     return str(info.value)
 
 
-def allocate_error(model: bytes, error: type = UnsupportedOpError, match: str = "") -> str:
+def allocate_error(model: bytes, error: type = UnsupportedOpError, match: str | None = None
+                   ) -> str:
     """edgeplex raises ``error`` (matching ``match``) at allocate_tensors."""
     it = edgeplex.Interpreter(model_content=model)
     with pytest.raises(error, match=match) as info:
@@ -99,13 +100,14 @@ def allocate_error(model: bytes, error: type = UnsupportedOpError, match: str = 
 
 
 def both_reject(model: bytes, inputs: Sequence[np.ndarray], error: type = UnsupportedOpError,
-                match: str = "") -> None:
+                match: str | None = None) -> None:
     """LiteRT refuses the model and edgeplex raises ``error`` at allocate_tensors."""
     litert_fails(model, inputs)
     allocate_error(model, error, match)
 
 
-def both_fail_invoke(model: bytes, inputs: Sequence[np.ndarray], match: str = "") -> None:
+def both_fail_invoke(model: bytes, inputs: Sequence[np.ndarray], match: str | None = None
+                     ) -> None:
     """Both runtimes accept the model but fail to invoke it on ``inputs``."""
     litert_fails(model, inputs)
     with pytest.raises(edgeplex.InterpreterError, match=match):
