@@ -159,6 +159,14 @@ def test_smooth_shapes(op: str, opts: dict | None, dtype, rtol: float, atol: flo
     oracle(unary_model(op, shape, dtype, opts), [x], rtol, atol, what=op)
 
 
+@pytest.mark.parametrize("dtype", dtype_params("FLOAT32", "FLOAT16"))
+def test_gelu_exact_across_blocks(dtype) -> None:
+    # The erfc runs in blocks of 32768 elements: cover a partial last block.
+    x = values(np.random.default_rng(9), (3, 11001), dtype, -9, 9)
+    rtol, atol = (1e-6, 1e-35) if dtype == f32 else (0.0, 0.0)
+    oracle(unary_model("GELU", x.shape, dtype, {"approximate": False}), [x], rtol, atol)
+
+
 # -- SOFTMAX / LOG_SOFTMAX --------------------------------------------------------------------
 @pytest.mark.parametrize("beta", [1.0, 0.0, 0.37, 2.5, -0.5])
 @pytest.mark.parametrize("shape", SHAPES[1:])
