@@ -1,7 +1,11 @@
 """Oracle tests of kernels/activations.py against LiteRT's builtin kernels.
 
-Tolerances (float32; every float16 result and the RELU family, LEAKY_RELU and
-PRELU must match exactly):
+Tolerances (the RELU family, LEAKY_RELU and PRELU must match exactly):
+- float16 LOGISTIC, TANH, GELU: rtol 1e-3 (one float16 ulp). Both runtimes
+  compute in float32 (LiteRT with Eigen's approximations) and round to
+  float16; a float32 difference of a few ulp that straddles a float16
+  rounding boundary shows as 1 ulp (measured: 0 of 24000 values for
+  LOGISTIC, TANH and approximate GELU, 1 of 33000 for exact GELU).
 - LOGISTIC, TANH: rtol 1e-6. LiteRT evaluates Eigen's vectorised rational
   approximations, a few ulp from the true value; numpy's are within 1 ulp
   (measured difference up to 5.2e-7 relative).
@@ -50,6 +54,7 @@ SMOOTH = [
     ("HARD_SWISH", None, ["FLOAT32"], (2.5e-7, 1e-44)),
     ("ELU", None, ["FLOAT32"], (2.5e-7, 0.0)),
 ]
+F16_TOL = (1e-3, 0.0)
 SOFTMAX_TOL = {f32: (1e-6, 1e-35), f16: (1e-3, 6e-8)}
 LOG_SOFTMAX_TOL = (2.5e-7, 4e-6)
 VERSIONS = {"RELU": 3, "RELU6": 3, "RELU_N1_TO_1": 1, "RELU_0_TO_1": 1, "LEAKY_RELU": 2,
@@ -63,7 +68,7 @@ def smooth_params() -> list:
     out = []
     for op, opts, types, tol in SMOOTH:
         for t in types:
-            rtol, atol = tol if t == "FLOAT32" else (0.0, 0.0)
+            rtol, atol = tol if t == "FLOAT32" else F16_TOL
             tag = "" if opts is None else f"-{'approx' if opts['approximate'] else 'exact'}"
             out.append(pytest.param(op, opts, DTYPES[t], rtol, atol,
                                     id=f"{op}{tag}-{t.lower()}"))
@@ -163,7 +168,7 @@ def test_smooth_shapes(op: str, opts: dict | None, dtype, rtol: float, atol: flo
 def test_gelu_exact_across_blocks(dtype) -> None:
     # The erfc runs in blocks of 32768 elements: cover a partial last block.
     x = values(np.random.default_rng(9), (3, 11001), dtype, -9, 9)
-    rtol, atol = (1e-6, 1e-35) if dtype == f32 else (0.0, 0.0)
+    rtol, atol = (1e-6, 1e-35) if dtype == f32 else F16_TOL
     oracle(unary_model("GELU", x.shape, dtype, {"approximate": False}), [x], rtol, atol)
 
 
