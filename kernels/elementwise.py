@@ -127,6 +127,7 @@ def _divisor_check(ctx: OpContext, b: TensorSpec) -> Callable[[np.ndarray], None
         if not np.all(b.data):
             raise ctx.invalid(f"constant divisor {b.name!r} holds a zero")
         return None
+
     def check(divisor: np.ndarray) -> None:
         if not np.all(divisor):
             raise ZeroDivisionError(f"division by zero: divisor {b.name!r} holds a 0")
@@ -190,8 +191,8 @@ def prepare_div(ctx: OpContext) -> Prepared:
     return _arith(ctx, _ufunc2(np.divide))
 
 
-def _binary(ctx: OpContext, compute: Callable[[np.ndarray, np.ndarray, np.ndarray], object],
-            scratch: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> Prepared:
+def _binary(ctx: OpContext, compute: Callable[[np.ndarray, np.ndarray, np.ndarray], object]
+            ) -> Prepared:
     """A binary op without options: ``compute(a, b, out)``."""
     a, _, shape = binary_operands(ctx)
     expect_output_type(ctx, a.type_name)
