@@ -129,7 +129,8 @@ def test_prelu(xs: tuple, alpha_shape: tuple, constant: bool) -> None:
         oracle(m, [x, alpha])
 
 
-@pytest.mark.parametrize("x_shape,alpha_shape", [((1, 3, 4), (2, 1, 4)), ((2, 3, 4), (1, 2, 3, 4))])
+@pytest.mark.parametrize("x_shape,alpha_shape",
+                         [((1, 3, 4), (2, 1, 4)), ((2, 3, 4), (1, 2, 3, 4))])
 def test_prelu_alpha_must_not_grow_the_input(x_shape: tuple, alpha_shape: tuple) -> None:
     m = one_op_model("PRELU", [inp(x_shape, f32), inp(alpha_shape, f32)], out_shapes=[x_shape])
     litert_fails(m, [np.ones(x_shape, f32), np.ones(alpha_shape, f32)])
@@ -151,8 +152,8 @@ def test_prelu_alpha_type_mismatch() -> None:
 @pytest.mark.parametrize("op,opts,dtype,rtol,atol", smooth_params())
 def test_smooth(op: str, opts: dict | None, dtype, rtol: float, atol: float) -> None:
     rng = np.random.default_rng(3)
-    x = np.concatenate([values(rng, (300,), dtype, -12, 12), values(rng, (40,), dtype, -0.01, 0.01),
-                        special(dtype)])
+    x = np.concatenate([values(rng, (300,), dtype, -12, 12),
+                        values(rng, (40,), dtype, -0.01, 0.01), special(dtype)])
     oracle(unary_model(op, x.shape, dtype, opts), [x], rtol, atol, what=op)
 
 

@@ -350,6 +350,13 @@ def test_output_type_mismatch(op: str) -> None:
     allocate_error(m, ModelError, "is INT32, expected FLOAT32")
 
 
+def test_resized_inputs() -> None:
+    # Both runtimes resize (1, 3) and (3,) inputs to (4, 1, 3) and (2, 3): prepare reruns.
+    m = binary_model("MUL", (1, 3), (3,), f32, {"fused_activation_function": "RELU"})
+    a, b = operands("MUL", (4, 1, 3), (2, 3), f32, seed=5)
+    oracle(m, [a, b])
+
+
 def test_zero_sized_tensors() -> None:
     a, b = np.zeros((0, 3), f32), np.ones((3,), f32)
     oracle(binary_model("ADD", a.shape, b.shape, f32), [a, b])

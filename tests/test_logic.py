@@ -145,7 +145,8 @@ def test_zero_sized() -> None:
 
 # -- a multi-op model ------------------------------------------------------------------------
 def test_multi_op_model() -> None:
-    """in_range = (lo <= x) & (x < hi) & !(x == skip); odd = (i mod 2) != 0; out = in_range | odd."""
+    """in_range = (lo <= x) & (x < hi) & !(x == skip); odd = (i mod 2) != 0;
+    out = in_range | odd, plus two side comparisons."""
     mb = ModelBuilder()
     g = mb.main
     x = g.input("x", (3, 5), f32)
