@@ -106,6 +106,10 @@ def activation_clamp(ctx: OpContext, dtype: np.dtype) -> InPlace | None:
     """In-place clamp of the op's fused activation range, as LiteRT computes it."""
     act = ctx.options.fused_activation_function
     dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        if act != "NONE":
+            ctx.fail(f"fused activation {act} is not allowed for {ctx.input(0).type_name}")
+        return None
     top = np.finfo(dtype).max if dtype.kind == "f" else np.iinfo(dtype).max
     if act in _CLAMPS:
         lo, hi = _CLAMPS[act]
@@ -136,7 +140,8 @@ def _divisor_check(ctx: OpContext, b: TensorSpec) -> Callable[[np.ndarray], None
 
 # -- binary ops --------------------------------------------------------------------------
 def _arith(ctx: OpContext, compute: Callable[[np.ndarray, np.ndarray, np.ndarray], object],
-           max_rank: int | None = MAX_BROADCAST_RANK, zero_check: bool = False) -> Prepared:
+           max_rank: int | None = MAX_BROADCAST_RANK, zero_check: bool = False,
+           scratch_bytes: int = 0) -> Prepared:
     """A binary op with a fused activation: ``compute(a, b, out)`` then the clamp."""
     a, b, shape = binary_operands(ctx, max_rank)
     expect_output_type(ctx, a.type_name)
@@ -151,7 +156,8 @@ def _arith(ctx: OpContext, compute: Callable[[np.ndarray, np.ndarray, np.ndarray
         compute(ins[0], ins[1], outs[0])
         if clamp is not None:
             clamp(outs[0])
-    return ctx.done(quiet(run) if a.dtype.kind == "f" or zero_check else run, shape)
+    return ctx.done(quiet(run) if a.dtype.kind in "fc" or zero_check else run, shape,
+                    scratch_bytes=scratch_bytes)
 
 
 def _ufunc2(ufunc: Ufunc) -> Callable[[np.ndarray, np.ndarray, np.ndarray], object]:
@@ -177,10 +183,26 @@ def prepare_sub(ctx: OpContext) -> Prepared:
     return _arith(ctx, _ufunc2(np.subtract))
 
 
-@register("MUL", versions=(1, 8), types=NUMERIC | {"UINT32"})
+@register("MUL", versions=(1, 8), types=NUMERIC | {"UINT32", "COMPLEX64"})
 def prepare_mul(ctx: OpContext) -> Prepared:
-    """MUL: a * b with broadcasting and a fused activation."""
-    return _arith(ctx, _ufunc2(np.multiply), max_rank=None)
+    """MUL: a * b with broadcasting and a fused activation (none for COMPLEX64)."""
+    if ctx.input(0).type_name != "COMPLEX64":
+        return _arith(ctx, _ufunc2(np.multiply), max_rank=None)
+    tmp = np.empty(binary_operands(ctx, None)[2], np.float32)
+    return _arith(ctx, _complex_multiply(tmp), max_rank=None, scratch_bytes=tmp.nbytes)
+
+
+def _complex_multiply(tmp: np.ndarray) -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
+    """(ar br - ai bi) + (ar bi + ai br) i with every product rounded (no FMA), as LiteRT."""
+    def compute(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        re, im = out.real, out.imag
+        np.multiply(a.real, b.real, out=re)
+        np.multiply(a.imag, b.imag, out=tmp)
+        np.subtract(re, tmp, out=re)
+        np.multiply(a.real, b.imag, out=im)
+        np.multiply(a.imag, b.real, out=tmp)
+        np.add(im, tmp, out=im)
+    return compute
 
 
 @register("DIV", versions=(1, 2), types=F32_I32)

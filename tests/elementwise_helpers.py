@@ -13,7 +13,8 @@ from tests.oracle import assert_close, inp, one_op_model, run_edgeplex, run_lite
 
 #: numpy dtype per TFLite type name used here.
 DTYPES = {"FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float64,
-          "INT32": np.int32, "INT64": np.int64, "UINT32": np.uint32, "BOOL": np.bool_}
+          "INT32": np.int32, "INT64": np.int64, "UINT32": np.uint32, "BOOL": np.bool_,
+          "COMPLEX64": np.complex64}
 
 #: (shape a, shape b) broadcast patterns: same, scalar, row, column, rank 4 vs 1,
 #: reversed, rank 5 and rank 6 broadcasts, a rank-8 one (LiteRT's limit).
@@ -42,6 +43,9 @@ def values(rng: np.random.Generator, shape: Sequence[int], dtype: Any, low: floa
     dt = np.dtype(dtype)
     if dt.kind == "b":
         return rng.integers(0, 2, shape).astype(bool)
+    if dt.kind == "c":
+        return (values(rng, shape, np.float32, low, high, nonzero)
+                + 1j * values(rng, shape, np.float32, low, high, nonzero)).astype(dt)
     if dt.kind in "iu":
         lo = max(int(low), 0) if dt.kind == "u" else int(low)
         v = rng.integers(lo, int(high), shape, endpoint=True).astype(dt)

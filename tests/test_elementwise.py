@@ -1,11 +1,12 @@
 """Oracle tests of kernels/elementwise.py against LiteRT's builtin kernels.
 
 Tolerances:
-- ADD, SUB, MUL, DIV, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, FLOOR_DIV, FLOOR_MOD,
-  ABS, NEG, SQRT, RSQRT, SQUARE, FLOOR, CEIL, ROUND, SIGN (every type) and the
-  float16 SIN/COS: none. Each is one IEEE operation (or the same short sequence
-  LiteRT performs) per element, so edgeplex must give the same values, with
-  NaN and inf in the same places.
+- ADD, SUB, MUL, DIV, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, FLOOR_DIV,
+  FLOOR_MOD, ABS, NEG, SQRT, RSQRT, SQUARE, FLOOR, CEIL, ROUND, SIGN (every
+  type, COMPLEX64 MUL included) and the float16 SIN/COS: none. Each is one
+  IEEE operation (or the same short sequence LiteRT performs, e.g. complex
+  products without FMA) per element, so edgeplex must give the same values,
+  with NaN and inf in the same places.
 - EXP, LOG, SIN, COS, POW on float32: rtol 2.5e-7 (2 ulp). LiteRT calls libm's
   expf/logf/sinf/cosf/powf; numpy uses its own vectorised versions. Both are
   within about 1 ulp of the true value, so they may differ by up to 2 ulp
@@ -32,7 +33,7 @@ ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1", "TANH", "SIGN_BIT"]
 #: op -> types LiteRT's builtin kernel takes (checked by running it).
 ARITH = {"ADD": ["FLOAT32", "FLOAT16", "INT32", "INT64"],
          "SUB": ["FLOAT32", "INT32", "INT64"],
-         "MUL": ["FLOAT32", "FLOAT16", "INT32", "INT64", "UINT32"],
+         "MUL": ["FLOAT32", "FLOAT16", "INT32", "INT64", "UINT32", "COMPLEX64"],
          "DIV": ["FLOAT32", "INT32"]}
 BINARY = {"SQUARED_DIFFERENCE": ["FLOAT32", "INT32"],
           "MAXIMUM": ["FLOAT32", "FLOAT16", "INT32", "INT64"],
@@ -96,11 +97,27 @@ def test_arith_broadcast(op: str, dtype, sa: tuple, sb: tuple) -> None:
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS)
-@pytest.mark.parametrize("op,dtype", op_types(ARITH))
+@pytest.mark.parametrize("op,dtype", op_types({k: [t for t in v if t != "COMPLEX64"]
+                                              for k, v in ARITH.items()}))
 def test_arith_fused_activation(op: str, dtype, act: str) -> None:
     # TANH and SIGN_BIT get no clamp range in LiteRT's ADD/SUB/MUL/DIV: ignored.
     m = binary_model(op, (4, 6), (6,), dtype, {"fused_activation_function": act})
     oracle(m, operands(op, (4, 6), (6,), dtype, seed=1), what=f"{op} {act}")
+
+
+@pytest.mark.parametrize("act", ["RELU", "RELU6", "TANH"])
+def test_complex_mul_takes_no_activation(act: str) -> None:
+    m = binary_model("MUL", (2, 3), (3,), np.complex64, {"fused_activation_function": act})
+    both_reject(m, operands("MUL", (2, 3), (3,), np.complex64),
+                match=f"fused activation {act} is not allowed for COMPLEX64")
+
+
+def test_complex_mul_special_values() -> None:
+    c = np.complex64
+    a = np.array([1 + 2j, -3 + 0.5j, complex(np.inf, 1), 1e30 + 1e30j, 0, complex(0, np.nan)], c)
+    b = np.array([2 - 1j, 0.5j, 1, 1e10, complex(np.nan, 0), 1], c)
+    oracle(binary_model("MUL", a.shape, b.shape, c), [a, b])
+    oracle(binary_model("MUL", (6, 1), (4,), c), [a[:, None], b[:4]])
 
 
 @pytest.mark.parametrize("act", ["NONE", "RELU", "RELU6"])
@@ -314,7 +331,7 @@ def test_versions(op: str) -> None:
     both_reject(make(op, *args, version=top + 1), x, match=f"version {top + 1}")
 
 
-UNSUPPORTED = [("ADD", "BOOL"), ("SUB", "FLOAT16"), ("SUB", "UINT32"), ("DIV", "INT64"),
+UNSUPPORTED = [("ADD", "BOOL"), ("ADD", "COMPLEX64"), ("SUB", "FLOAT16"), ("SUB", "UINT32"), ("DIV", "INT64"),
                ("DIV", "FLOAT16"), ("SQUARED_DIFFERENCE", "INT64"), ("POW", "INT64"),
                ("FLOOR_DIV", "INT64"), ("FLOOR_MOD", "FLOAT16"), ("MAXIMUM", "BOOL"),
                ("ABS", "INT64"), ("ABS", "FLOAT16"), ("EXP", "INT32"), ("EXP", "FLOAT16"),
