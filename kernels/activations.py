@@ -93,31 +93,9 @@ def prepare_logistic(ctx: OpContext) -> Prepared:
 def prepare_leaky_relu(ctx: OpContext) -> Prepared:
     """LEAKY_RELU: x > 0 ? x : alpha * x."""
     x = unary_operand(ctx)
-    alpha = np.float32(ctx.options.alpha)
     if is_empty(x.shape):
         return nothing_to_do(ctx, x.shape)
-    if alpha == 0 or not np.isfinite(alpha):
-        return _select_positive(ctx, x.shape, np.greater, alpha)
-    # alpha in (0, 1] (or < 0): the larger of x and alpha*x; alpha > 1: the smaller.
-    pick = np.maximum if alpha <= 1 else np.minimum
-
-    def compute(v: np.ndarray, out: np.ndarray) -> None:
-        np.multiply(v, alpha, out=out)
-        pick(v, out, out=out)
-    return unary(ctx, compute)
-
-
-def _select_positive(ctx: OpContext, shape: tuple[int, ...], test: Callable[..., np.ndarray],
-                     alpha: np.float32 | None) -> Prepared:
-    """out = test(x, 0) ? x : x * alpha (input 1 when alpha is None), via a mask."""
-    mask = np.empty(shape, bool)
-
-    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        a = ins[1] if alpha is None else alpha
-        np.multiply(ins[0], a, out=outs[0])
-        test(ins[0], 0, out=mask)
-        np.copyto(outs[0], ins[0], where=mask)
-    return ctx.done(quiet(run), shape, scratch_bytes=mask.nbytes)
+    return _rectify(ctx, x.shape, np.float32(ctx.options.alpha), np.greater)
 
 
 @register("PRELU", versions=(1, 1), types=F32)
@@ -133,7 +111,52 @@ def prepare_prelu(ctx: OpContext) -> Prepared:
                           f"shape {list(x.shape)}")
     if is_empty(x.shape):
         return nothing_to_do(ctx, x.shape)
-    return _select_positive(ctx, x.shape, np.greater_equal, None)
+    return _rectify(ctx, x.shape, alpha.data, np.greater_equal)
+
+
+def _form(alpha: np.ndarray) -> str:
+    """The cheapest exact way to compute ``x >= 0 ? x : alpha * x`` for these alphas.
+
+    ``max``: max(x, alpha x), right for alpha <= 1 (not 0: inf * 0 is NaN);
+    ``min``: min(x, alpha x) for alpha > 1; ``split``: alpha min(x, 0) + max(x, 0)
+    for any finite alpha; ``mask``: a masked copy, for inf/NaN alphas (numpy's
+    masked copy is about ten times slower than a plain pass).
+    """
+    if not np.all(np.isfinite(alpha)):
+        return "mask"
+    if np.all((alpha <= 1) & (alpha != 0)):
+        return "max"
+    return "min" if np.all(alpha > 1) else "split"
+
+
+def _rectify(ctx: OpContext, shape: tuple[int, ...], alpha: np.ndarray | np.float32 | None,
+             keep: Callable[..., np.ndarray]) -> Prepared:
+    """keep(x, 0) ? x : alpha * x, alpha constant or input 1 (the sign of a zero aside)."""
+    form = None if alpha is None else _form(np.asarray(alpha))
+    if form in ("max", "min"):
+        pick = np.maximum if form == "max" else np.minimum
+
+        def compute(x: np.ndarray, out: np.ndarray) -> None:
+            np.multiply(x, alpha, out=out)
+            pick(x, out, out=out)
+        return ctx.done(quiet(lambda ins, outs: compute(ins[0], outs[0])), shape)
+    tmp = np.empty(shape, np.float32)
+    mask = np.empty(shape, bool) if form != "split" else None
+
+    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        x, out = ins[0], outs[0]
+        a = ins[1] if alpha is None else alpha
+        if form == "split" or (form is None and np.isfinite(a).all()):
+            np.maximum(x, 0, out=tmp)
+            np.minimum(x, 0, out=out)
+            np.multiply(out, a, out=out)
+            np.add(out, tmp, out=out)
+        else:
+            np.multiply(x, a, out=out)
+            keep(x, 0, out=mask)
+            np.copyto(out, x, where=mask)
+    extra = tmp.nbytes + (0 if mask is None else mask.nbytes)
+    return ctx.done(quiet(run), shape, scratch_bytes=extra)
 
 
 # -- GELU ----------------------------------------------------------------------------------

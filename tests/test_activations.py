@@ -95,7 +95,7 @@ def test_clamps_special_values(op: str) -> None:
     oracle(unary_model(op, x.shape, f32), [x])
 
 
-@pytest.mark.parametrize("alpha", [0.2, 0.0, -0.5, 1.0, 1.7, 1e-3, 25.0])
+@pytest.mark.parametrize("alpha", [0.2, 0.0, -0.5, 1.0, 1.7, 1e-3, 25.0, np.inf, np.nan])
 def test_leaky_relu(alpha: float) -> None:
     x = np.concatenate([special(f32), values(np.random.default_rng(1), (40,), f32)])
     oracle(unary_model("LEAKY_RELU", x.shape, f32, {"alpha": alpha}), [x])
@@ -114,13 +114,22 @@ PRELU_SHAPES = [
 ]
 
 
+#: alpha ranges that take each of the kernel's code paths (max, min, split, masked copy)
+ALPHAS = {"below-one": (-1.5, 0.9), "above-one": (1.1, 3.0), "mixed": (-1.5, 1.5),
+          "non-finite": (-1.0, 1.0)}
+
+
+@pytest.mark.parametrize("alphas", list(ALPHAS))
 @pytest.mark.parametrize("constant", [True, False], ids=["const-alpha", "input-alpha"])
 @pytest.mark.parametrize("xs,alpha_shape", PRELU_SHAPES)
-def test_prelu(xs: tuple, alpha_shape: tuple, constant: bool) -> None:
+def test_prelu(xs: tuple, alpha_shape: tuple, constant: bool, alphas: str) -> None:
     rng = np.random.default_rng(2)
     x = values(rng, xs, f32, -5, 5)
-    x.reshape(-1)[:4] = [np.nan, -np.inf, np.inf, -0.0][:x.size]
-    alpha = values(rng, alpha_shape, f32, -1.5, 1.5)
+    x.reshape(-1)[:5] = [np.nan, -np.inf, np.inf, -0.0, 0.0][:x.size]
+    alpha = values(rng, alpha_shape, f32, *ALPHAS[alphas])
+    if alphas == "non-finite":
+        alpha.reshape(-1)[0] = np.inf if alpha.size > 1 else np.nan
+        alpha.reshape(-1)[-1:] = np.nan
     if constant:
         m = one_op_model("PRELU", [inp(xs, f32), const(alpha)])
         oracle(m, [x])
