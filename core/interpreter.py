@@ -22,6 +22,11 @@ def _default_resolver() -> Any:
     return default_resolver()
 
 
+def _delegation(resolver: Any, **settings: Any) -> Any:
+    from edgeplex.delegates.engine import Delegation
+    return Delegation.configure(resolver=resolver, **settings)
+
+
 class Interpreter:
     """Runs a TFLite model; same methods and detail dicts as LiteRT's Interpreter.
 
@@ -48,8 +53,9 @@ class Interpreter:
         self._options = PlanOptions(experimental_preserve_all_tensors, int(memory_limit))
         self._resolver = resolver if resolver is not None else _default_resolver()
         self._runtime = PlanRuntime(self._model, self._resolver, self._options)
-        self._delegation = dict(delegates=delegates, delegate_options=delegate_options,
-                                config=config, experimental_delegates=experimental_delegates)
+        self._delegation = _delegation(self._resolver, delegates=delegates,
+                                       delegate_options=delegate_options, config=config,
+                                       experimental_delegates=experimental_delegates)
         self._input_shapes: dict[int, tuple[int, ...]] = {
             t: self._model.main.tensors[t].shape for t in self._model.main.inputs}
         self._variables: dict[int, np.ndarray] = {}
@@ -80,7 +86,7 @@ class Interpreter:
 
     def _build_plan(self, shapes: list[tuple[int, ...]]) -> SubgraphPlan:
         return SubgraphPlan(self._model, 0, self._resolver, self._runtime, shapes,
-                            self._options, self._variables)
+                            self._options, self._variables, delegation=self._delegation)
 
     def resize_tensor_input(self, input_index: int, tensor_size: Sequence[int],
                             strict: bool = False) -> None:
@@ -237,6 +243,14 @@ class Interpreter:
         return SignatureRunner(self, sigs[signature_key])
 
     # -- extras --------------------------------------------------------------------
+    @property
+    def placement(self) -> Any:
+        """The placement report of the allocated plan: which delegate runs what, and why."""
+        report = self._delegation.report
+        if report is None or self._plan is None:
+            raise InterpreterError("placement: call allocate_tensors() first")
+        return report
+
     def enable_profiling(self, enabled: bool = True) -> None:
         """Start (or stop) recording per-op wall time on each invoke."""
         self._profile = [] if enabled else None

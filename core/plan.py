@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import EdgeplexError, InterpreterError, ModelError
+from .errors import EdgeplexError, InterpreterError, ModelError, UnsupportedOpError
 from .ir import Model, Operator, Subgraph
 from .kernel_api import OpContext, Prepared, Runtime, TensorSpec
 from .memory import ArenaPlan, Interval, arena_views, plan_arena
@@ -54,6 +54,46 @@ class Step:
     prepared: Prepared | None = None
     dynamic: bool = False
 
+    @property
+    def reads(self) -> Sequence[int]:
+        """Host tensors the step reads (memory planning)."""
+        return self.op.inputs
+
+    @property
+    def writes(self) -> Sequence[int]:
+        """Host tensors the step writes (memory planning)."""
+        return self.op.outputs
+
+    @property
+    def label(self) -> str:
+        """What profiling records and errors call this step."""
+        return self.op.op
+
+
+class ForeignStep:
+    """A step that is not one CPU kernel: a delegate partition or a transfer.
+
+    ``reads`` / ``writes`` list the host tensors it touches (memory
+    planning); :meth:`bind` returns the callable ``run()`` will call, given
+    the plan once its arrays are allocated. Delegation (not core) makes them.
+    """
+
+    op: Operator | None = None
+    prepared: Prepared | None = None
+    dynamic = False
+    reads: Sequence[int] = ()
+    writes: Sequence[int] = ()
+    label = "step"
+    #: the op index profiling records show (-1: not one op)
+    op_index = -1
+
+    def __init__(self) -> None:
+        self.call: Callable[[], Any] = _unbound
+
+    def bind(self, plan: "SubgraphPlan") -> Callable[[], Any]:
+        """The callable that runs this step against ``plan``'s arrays."""
+        raise NotImplementedError
+
 
 @dataclass
 class PlanOptions:
@@ -87,7 +127,7 @@ class SubgraphPlan:
                  input_shapes: Sequence[tuple[int, ...]] | None = None,
                  options: PlanOptions | None = None,
                  variables: dict[int, np.ndarray] | None = None, *,
-                 allocate: bool = True) -> None:
+                 allocate: bool = True, delegation: Any = None) -> None:
         self.model, self.sg = model, model.subgraphs[index]
         self.resolver, self.runtime = resolver, runtime
         self.options = options or PlanOptions()
@@ -98,10 +138,17 @@ class SubgraphPlan:
         self.dynamic: set[int] = set()
         self.variables = variables if variables is not None else {}
         self.invoked = False
+        #: ops the CPU kernels refused, when delegation may give them to a delegate
+        self.cpu_errors: dict[int, UnsupportedOpError] = {}
+        #: tensor -> why it has no host value (it lives in a delegate's memory)
+        self.elsewhere: dict[int, str] = {}
+        self._tolerant = delegation is not None and delegation.tolerant
         for t, shape in zip(self.sg.inputs, input_shapes or []):
             self.shapes[t] = tuple(int(d) for d in shape)
         steps = (self._prepare(op) for op in self.sg.operators)
-        self.steps = [s for s in steps if s is not None]
+        self.steps: list[Any] = [s for s in steps if s is not None]
+        if delegation is not None:
+            self.steps = delegation.schedule(self)
         if allocate:
             self._allocate()
         self._calls = [s.call for s in self.steps]
@@ -126,7 +173,13 @@ class SubgraphPlan:
             self.dynamic.update(op.outputs)
             return Step(op, _DynamicCall(self, op), dynamic=True)
         ctx = self._context(op)
-        prepared = self.resolver.prepare(ctx)
+        try:
+            prepared = self.resolver.prepare(ctx)
+        except UnsupportedOpError as e:
+            if not self._tolerant:
+                raise
+            self.cpu_errors[op.index] = e      # a delegate may take it; keep declared shapes
+            return Step(op, _unbound)
         self._check_prepared(op, prepared)
         if self._foldable(op, ctx, prepared):
             self._fold(op, ctx, prepared)
@@ -214,10 +267,10 @@ class SubgraphPlan:
     def _intervals(self, own: set[int]) -> dict[int, Interval]:
         sg, first, last = self.sg, {}, {}
         for i, step in enumerate(self.steps):
-            for t in step.op.outputs:
+            for t in step.writes:
                 first.setdefault(t, i)
                 last[t] = max(last.get(t, i), i)
-            for t in step.op.inputs:
+            for t in step.reads:
                 if t >= 0:
                     last[t] = i
         return {t: Interval(t, nbytes(self.shapes[t], sg.tensors[t].dtype), first[t], last[t])
@@ -251,7 +304,9 @@ class SubgraphPlan:
             value.fill(int(q.zero_point[0]))    # TFLite's ResetVariableTensor
         return value
 
-    def _bind(self, step: Step) -> Callable[[], Any]:
+    def _bind(self, step: Step | ForeignStep) -> Callable[[], Any]:
+        if isinstance(step, ForeignStep):
+            return step.bind(self)
         ins = [None if t < 0 else self.values[t] for t in step.op.inputs]
         outs = [self.values[t] for t in step.op.outputs]
         call = partial(step.prepared.run, ins, outs)
@@ -285,12 +340,15 @@ class SubgraphPlan:
                 raise
             except Exception as e:
                 raise self._run_error(i, e) from e
-            records.append(ProfileRecord(step.op.index, step.op.op, (clock() - t0) / 1e3,
-                                         self.sg.index))
+            index = step.op.index if step.op is not None else step.op_index
+            records.append(ProfileRecord(index, step.label, (clock() - t0) / 1e3, self.sg.index))
         self.invoked = True
 
     def _run_error(self, i: int, e: Exception) -> EdgeplexError:
         op = self.steps[i].op
+        if op is None:
+            return InterpreterError(f"step {self.steps[i].label} failed during invoke: "
+                                    f"{type(e).__name__}: {e}")
         return InterpreterError(f"{op.describe()} failed during invoke: "
                                 f"{type(e).__name__}: {e}")
 
@@ -303,6 +361,8 @@ class SubgraphPlan:
             return None
         if not self.invoked:
             return f"{tensor.describe()} has not been computed: call invoke() first"
+        if self.values[t] is None and t in self.elsewhere:
+            return f"{tensor.describe()} {self.elsewhere[t]}"
         if self.values[t] is None:
             return f"{tensor.describe()} was not produced by the last invoke"
         if t in self.intervals and self.arena_plan.overwritten(t, self.intervals):

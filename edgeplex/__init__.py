@@ -18,6 +18,9 @@ from edgeplex.core.interpreter import Interpreter
 from edgeplex.core.ir import Model, Operator, Quantization, Subgraph, Tensor
 from edgeplex.core.reader import read_model
 from edgeplex.core.writer import write_model
+from edgeplex.delegates.api import Delegate, DelegateKernel, Option, Unsupported
+from edgeplex.delegates.hookspecs import hookimpl
+from edgeplex.delegates.loading import load_delegate
 
 __version__ = "0.1.0"
 
@@ -26,4 +29,5 @@ __all__ = [
     "Model", "Subgraph", "Tensor", "Operator", "Quantization",
     "EdgeplexError", "ModelError", "UnsupportedOpError", "DelegateError", "ConfigError",
     "InterpreterError", "__version__",
+    "Delegate", "DelegateKernel", "Unsupported", "Option", "hookimpl", "load_delegate",
 ]

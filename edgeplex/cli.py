@@ -220,8 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _delegate_commands(sub: Any) -> None:
+    from edgeplex.cli_delegates import add_commands
+    add_commands(sub)
+
+
 #: Functions adding more subcommands (the delegate commands register here).
-_EXTENSIONS: list[Callable[[Any], None]] = []
+_EXTENSIONS: list[Callable[[Any], None]] = [_delegate_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
