@@ -54,10 +54,11 @@ def random_feed(details: Sequence[dict], seed: int = 0) -> list[np.ndarray]:
             feed.append(rng.uniform(-1, 1, shape).astype(dtype))
         elif dtype.kind == "b":
             feed.append(rng.integers(0, 2, shape).astype(bool))
+        elif dtype.itemsize >= 4:   # int32/int64 inputs are ids or indices: keep them small
+            feed.append(rng.integers(0, 100, shape).astype(dtype))
         else:
             info = np.iinfo(dtype)
-            feed.append(rng.integers(max(info.min, -128), min(info.max, 127), shape,
-                                     endpoint=True).astype(dtype))
+            feed.append(rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype))
     return feed
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import ModelError
 from .ir import OMITTED, Model, Operator, Quantization, SignatureDef, Sparsity, Subgraph, Tensor
-from .schema import BUILTIN_OP_CODES, Options, options_for, tensor_type_name
+from .schema import BUILTIN_OP_CODES, Options, numpy_dtype, options_for, tensor_type_name
 
 Shape = Sequence[int]
 
@@ -42,6 +42,33 @@ class TensorRef:
     def dtype(self) -> np.dtype:
         """The tensor's numpy dtype."""
         return self.graph._tensors[self.index]["dtype"]
+
+
+#: Ops whose output type is fixed, or named by an option, or that of another input.
+_BOOL_OUTPUT = {"EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL",
+                "LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT"}
+_TYPE_OPTION = {"ARG_MAX": "output_type", "ARG_MIN": "output_type", "SHAPE": "out_type",
+                "CAST": "out_data_type"}
+_DTYPE_FROM_INPUT = {"TRANSPOSE_CONV": 2, "SPLIT": 1, "FILL": 1, "EMBEDDING_LOOKUP": 1,
+                     "SELECT": 1, "SELECT_V2": 1, "ONE_HOT": 2}
+
+
+def default_output_dtype(op: str, inputs: Sequence[TensorRef | None], options: Options) -> Any:
+    """The dtype an op's output has when the caller does not say: bool for
+    comparisons, the type an option names, float32 for DEQUANTIZE, else the
+    type of the input that carries the data (usually the first)."""
+    if op in _BOOL_OUTPUT:
+        return np.bool_
+    if op in _TYPE_OPTION:
+        return numpy_dtype(getattr(options, _TYPE_OPTION[op]))
+    if op == "DEQUANTIZE":
+        return np.float32
+    if op == "WHERE":
+        return np.int64
+    k = _DTYPE_FROM_INPUT.get(op, 0)
+    ref = inputs[k] if k < len(inputs) and inputs[k] is not None else next(
+        (r for r in inputs if r is not None), None)
+    return ref.dtype if ref is not None else np.float32
 
 
 class SubgraphBuilder:
@@ -116,7 +143,7 @@ class SubgraphBuilder:
         opts = options if isinstance(options, Options) else (
             Options(None) if is_custom else options_for(op, dict(options or {})))
         ins = [OMITTED if r is None else self._own(r, f"{op} input").index for r in inputs]
-        outs = self._outputs_for(op, outputs, inputs, dtype, quantization)
+        outs = self._outputs_for(op, outputs, inputs, dtype, quantization, opts)
         self._ops.append(dict(op=op, version=version, inputs=tuple(ins),
                               outputs=tuple(r.index for r in outs), options=opts,
                               custom_options=custom_options, is_custom=is_custom,
@@ -126,11 +153,10 @@ class SubgraphBuilder:
 
     def _outputs_for(self, op: str, outputs: int | Sequence[TensorRef],
                      inputs: Sequence[TensorRef | None], dtype: Any,
-                     quantization: Quantization | None) -> list[TensorRef]:
+                     quantization: Quantization | None, options: Options) -> list[TensorRef]:
         if not isinstance(outputs, int):
             return [self._own(r, f"{op} output") for r in outputs]
-        first = next((r for r in inputs if r is not None), None)
-        dt = dtype if dtype is not None else (first.dtype if first is not None else np.float32)
+        dt = dtype if dtype is not None else default_output_dtype(op, inputs, options)
         n = len(self._ops)
         return [self.tensor(f"{op.lower()}_{n}" + (f"_{i}" if outputs > 1 else ""), None, dt,
                             quantization=quantization) for i in range(outputs)]

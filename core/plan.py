@@ -298,7 +298,11 @@ class SubgraphPlan:
     def initial_variable(self, t: int) -> np.ndarray:
         """A variable tensor's value at start and after reset_all_variables."""
         tensor = self.sg.tensors[t]
-        return np.zeros(self.shapes[t] or tensor.shape, tensor.dtype)
+        value = np.zeros(self.shapes[t] or tensor.shape, tensor.dtype)
+        q = tensor.quantization
+        if tensor.type_name == "INT8" and q is not None and q.zero_point.size:
+            value.fill(int(q.zero_point[0]))    # TFLite's ResetVariableTensor
+        return value
 
     def _bind(self, step: Step | ForeignStep) -> Callable[[], Any]:
         if isinstance(step, ForeignStep):

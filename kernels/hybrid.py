@@ -1,1 +1,522 @@
-"""hybrid kernels (in progress)."""
+"""Hybrid (dynamic-range quantized) kernels: float activations, int8 weights.
+
+LiteRT quantizes the float input on the fly (symmetrically to [-127, 127],
+or asymmetrically to [-128, 127] with a zero point, per batch row), runs an
+integer GEMM against the int8 weights and rescales the int32 accumulators to
+float with ``input scale * weight scale``. These kernels repeat every step
+with the same float32 operations in the same order: the integer parts are
+exact (float GEMMs within the bounds of :func:`qconv.gemm_dtype`), so on x86
+the outputs are bit-identical to LiteRT's builtin kernels; the tests allow a
+few float32 ulps for activations such as TANH that LiteRT approximates.
+
+FULLY_CONNECTED and BATCH_MATMUL quantize each row of the input (over its
+last dimension); CONV_2D and DEPTHWISE_CONV_2D quantize each batch image
+as a whole. CONV_2D uses the asymmetric per-channel path when the weights
+have differing per-channel scales and the symmetric per-tensor path
+otherwise, exactly as LiteRT chooses.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+
+from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
+
+from .common import broadcast_shape, fused_activation
+from .qconv import PaddedInput, conv_window, gemm_dtype
+from .registry import register
+
+if TYPE_CHECKING:
+    from .qsequence import LstmLayout
+
+F32 = np.float32
+CLAMP_ACTIVATIONS = {"NONE": (-np.inf, np.inf), "RELU": (0.0, np.inf), "RELU6": (0.0, 6.0),
+                     "RELU_N1_TO_1": (-1.0, 1.0)}
+
+
+# -- on-the-fly input quantization (TFLite's tensor_utils, row by row) -------------------
+def quantize_symmetric(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``x`` [B, K] to int8 values in [-127, 127] (as float32) and their
+    float32 scales range/127; an all-zero row gets scale 1."""
+    rng = np.maximum(np.abs(x.min(axis=1)), np.abs(x.max(axis=1)))
+    zero = rng == 0
+    rng = np.where(zero, F32(1), rng)
+    scale = np.where(zero, F32(1), rng / F32(127)).astype(F32)
+    inv = (F32(127) / rng).astype(F32)
+    q = _round_half_away(x * inv[:, None])
+    np.clip(q, -127, 127, out=q)
+    q[zero] = 0
+    return q, scale
+
+
+def quantize_asymmetric(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of ``x`` [B, K] to int8 values with a per-row zero point.
+
+    The range always includes 0; the scale is (max - min) / 255 with the
+    difference taken in float32 and the division in double, the zero point
+    comes from whichever end has the smaller error (in double), and values
+    are ``zero_point + round(x / scale)`` clamped to [-128, 127].
+    """
+    lo = np.minimum(F32(0), x.min(axis=1))
+    hi = np.maximum(F32(0), x.max(axis=1))
+    same = lo == hi
+    scale_d = np.where(same, 1.0, (hi - lo).astype(np.float64) / 255.0)
+    lo_s, hi_s = lo / scale_d, hi / scale_d
+    zp_d = np.where(128 + np.abs(lo_s) < 127 + np.abs(hi_s), -128 - lo_s, 127 - hi_s)
+    zp = np.clip(_round_half_away(zp_d), -128, 127)
+    zp[same] = 0
+    scale = np.where(same, F32(1), scale_d.astype(F32)).astype(F32)
+    inv = (F32(1) / scale).astype(F32)
+    q = _round_half_away(x * inv[:, None]) + zp[:, None].astype(F32)
+    np.clip(q, -128, 127, out=q)
+    q[same] = 0
+    return q, scale, zp.astype(np.int64)
+
+
+def _round_half_away(v: np.ndarray) -> np.ndarray:
+    """std::round in the dtype of ``v``."""
+    return np.trunc(v + np.copysign(v.dtype.type(0.5), v))
+
+
+# -- shared checks --------------------------------------------------------------------
+def weights_int8(index: int) -> Callable[[OpContext], bool]:
+    """``when=`` predicate: input ``index`` holds int8 weights."""
+    def check(ctx: OpContext) -> bool:
+        spec = ctx.inputs[index] if index < len(ctx.inputs) else None
+        return spec is not None and spec.type_name == "INT8"
+    return check
+
+
+def weight_scales(ctx: OpContext, w: TensorSpec, channels: int, axis: int) -> np.ndarray:
+    """The weights' float32 scales, one per output channel (or one)."""
+    if not w.is_constant:
+        ctx.fail("hybrid kernels need constant int8 weights")
+    if w.sparsity is not None:
+        ctx.fail(f"sparse weights {w.name!r} are not supported (densify them first)")
+    q = w.quantization
+    if q is None or q.scale.size == 0:
+        raise ctx.invalid(f"int8 weights {w.name!r} have no quantization parameters")
+    if q.scale.size not in (1, channels) or (q.scale.size > 1 and q.axis != axis):
+        raise ctx.invalid(f"weights {w.name!r} have {q.scale.size} scales along axis {q.axis};"
+                          f" expected 1 or {channels} along axis {axis}")
+    if np.any(np.asarray(q.zero_point) != 0):
+        raise ctx.invalid(f"hybrid int8 weights {w.name!r} must have zero point 0")
+    return np.asarray(q.scale, F32)
+
+
+def float_bias(ctx: OpContext, bias: TensorSpec | None, n: int) -> np.ndarray:
+    """The float32 bias (zeros when omitted)."""
+    if bias is None:
+        return np.zeros(n, F32)
+    if bias.type_name != "FLOAT32" or not bias.is_constant or bias.size != n:
+        ctx.fail(f"hybrid kernels need a constant FLOAT32 bias of {n} values, got "
+                 f"{bias.type_name} {list(bias.shape)}")
+    return np.asarray(bias.data, F32).reshape(n)
+
+
+def check_float_output(ctx: OpContext) -> None:
+    """Hybrid ops produce FLOAT32."""
+    if ctx.outputs[0].type_name != "FLOAT32":
+        raise ctx.invalid(f"hybrid output must be FLOAT32, not {ctx.outputs[0].type_name}")
+
+
+def clamp_range(ctx: OpContext) -> tuple[float, float]:
+    """LiteRT's hybrid convolutions only clamp; other activations are refused."""
+    act = ctx.options.fused_activation_function
+    if act not in CLAMP_ACTIVATIONS:
+        ctx.fail(f"fused activation {act} is not supported by hybrid {ctx.name}")
+    return CLAMP_ACTIVATIONS[act]
+
+
+# -- FULLY_CONNECTED --------------------------------------------------------------------
+@register("FULLY_CONNECTED", versions=(1, 14), types={"FLOAT32"}, when=weights_int8(1))
+def prepare_hybrid_fully_connected(ctx: OpContext) -> Prepared:
+    """Hybrid FULLY_CONNECTED: rows quantized on the fly (symmetric or with
+    ``asymmetric_quantize_inputs``), int8 GEMM, float rescale + bias."""
+    ctx.expect_counts((2, 3), 1)
+    x, w, bias = ctx.input(0), ctx.input(1), ctx.optional_input(2)
+    check_float_output(ctx)
+    opts = ctx.options
+    if w.rank != 2:
+        raise ctx.invalid(f"weights must be 2-D [units, depth], got {list(w.shape)}")
+    n, k = w.shape
+    if k == 0 or x.size % k:
+        raise ctx.invalid(f"input of {x.size} elements is not a multiple of depth {k}")
+    scales = weight_scales(ctx, w, n, 0)
+    b = float_bias(ctx, bias, n)
+    act = fused_activation(ctx)
+    rows = x.size // k
+    shape = tuple(x.shape[:-1]) + (n,) if opts.keep_num_dims else (rows, n)
+    wi = w.data.astype(np.int64)
+    dtype = gemm_dtype(128, np.abs(wi).sum(axis=1))
+    wmat = np.ascontiguousarray(wi.T, dtype=dtype)
+    row_sums = wi.sum(axis=1)
+    rescale = _row_rescaler(scales)
+    asym = bool(opts.asymmetric_quantize_inputs)
+
+    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        xv = ins[0].reshape(rows, k)
+        out = outs[0].reshape(rows, n)
+        if not xv.any():
+            out[...] = b
+        else:
+            q, sf, zp = _quantize(xv, asym)
+            dot = (q.astype(dtype) @ wmat).astype(np.int64) - zp[:, None] * row_sums
+            np.add(b, dot.astype(F32) * rescale(sf), out=out)
+        if act is not None:
+            act(outs[0])
+    return ctx.done(run, shape)
+
+
+def _quantize(x: np.ndarray, asym: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if asym:
+        return quantize_asymmetric(x)
+    q, sf = quantize_symmetric(x)
+    return q, sf, np.zeros(len(x), np.int64)
+
+
+def _row_rescaler(scales: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Per-row input scales -> [rows, channels] float32 factors: per tensor,
+    LiteRT first folds the weight scale into the row scale; per channel it
+    multiplies the row scale by each channel's scale."""
+    if scales.size == 1:
+        return lambda sf: (sf * scales[0]).astype(F32)[:, None]
+    return lambda sf: (sf[:, None] * scales[None, :]).astype(F32)
+
+
+# -- CONV_2D ----------------------------------------------------------------------------
+@register("CONV_2D", versions=(1, 8), types={"FLOAT32"}, when=weights_int8(1))
+def prepare_hybrid_conv2d(ctx: OpContext) -> Prepared:
+    """Hybrid CONV_2D: each batch image quantized on the fly, im2col, int8 GEMM."""
+    ctx.expect_counts((2, 3), 1)
+    x, w, bias = ctx.input(0), ctx.input(1), ctx.optional_input(2)
+    check_float_output(ctx)
+    if x.rank != 4 or w.rank != 4:
+        raise ctx.invalid(f"input and weights must be 4-D, got {list(x.shape)}, "
+                          f"{list(w.shape)}")
+    n, h, wd, c = x.shape
+    cout, kh, kw, cin = w.shape
+    if cin != c:
+        ctx.fail(f"grouped hybrid CONV_2D (input depth {c}, weights depth {cin}) is not "
+                 "supported")
+    scales = weight_scales(ctx, w, cout, 0)
+    per_channel = scales.size > 1 and np.any(scales != scales[0])
+    b = float_bias(ctx, bias, cout)
+    lo, hi = clamp_range(ctx)
+    win = conv_window(ctx, (h, wd), (kh, kw))
+    wi = w.data.astype(np.int64).reshape(cout, -1)
+    dtype = gemm_dtype(128, np.abs(wi).sum(axis=1))
+    wmat = np.ascontiguousarray(wi.T, dtype=dtype)
+    row_sums = wi.sum(axis=1)
+    m = win.out_h * win.out_w
+    cols = np.empty((n, win.out_h, win.out_w, kh, kw, c), dtype)
+    pads = [PaddedInput((1, h, wd, c), win, 0, dtype) for _ in range(n)]
+
+    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        xb = ins[0].reshape(n, -1)
+        q, sf, zp = quantize_asymmetric(xb) if per_channel else (*quantize_symmetric(xb),
+                                                                  np.zeros(n, np.int64))
+        for i, pad in enumerate(pads):          # one image per batch: its own zero point
+            pad.buf.fill(zp[i])
+            pad.fill(q[i].reshape(1, h, wd, c))
+            np.copyto(cols[i:i + 1], pad.windows())
+        dot = (cols.reshape(n * m, -1) @ wmat).astype(np.int64).reshape(n, m, cout)
+        if per_channel:
+            dot -= zp[:, None, None] * row_sums
+            factor = (scales[None, :] * sf[:, None]).astype(F32)[:, None, :]
+        else:
+            factor = (sf * scales[0]).astype(F32)[:, None, None]
+        out = outs[0].reshape(n, m, cout)
+        np.add(dot.astype(F32) * factor, b, out=out)
+        np.clip(out, lo, hi, out=out)
+    return ctx.done(run, (n, win.out_h, win.out_w, cout),
+                    scratch_bytes=cols.nbytes + sum(p.buf.nbytes for p in pads))
+
+
+# -- DEPTHWISE_CONV_2D --------------------------------------------------------------------
+@register("DEPTHWISE_CONV_2D", versions=(1, 7), types={"FLOAT32"}, when=weights_int8(1))
+def prepare_hybrid_depthwise(ctx: OpContext) -> Prepared:
+    """Hybrid DEPTHWISE_CONV_2D (per-channel weights): each batch image is
+    quantized asymmetrically, integer taps are accumulated, then rescaled.
+
+    LiteRT's NEON store loop takes channels four at a time and computes
+    ``acc * channel_scale * input_scale``; its scalar tail (the last C % 4
+    channels) computes ``acc * input_scale * channel_scale``. Both are kept.
+    """
+    ctx.expect_counts((2, 3), 1)
+    x, w, bias = ctx.input(0), ctx.input(1), ctx.optional_input(2)
+    check_float_output(ctx)
+    if x.rank != 4 or w.rank != 4 or w.shape[0] != 1:
+        raise ctx.invalid(f"input must be 4-D and weights [1, H, W, C], got {list(x.shape)}, "
+                          f"{list(w.shape)}")
+    n, h, wd, c = x.shape
+    _, kh, kw, cout = w.shape
+    if c == 0 or cout % c or ctx.options.depth_multiplier != cout // c:
+        raise ctx.invalid(f"depth_multiplier {ctx.options.depth_multiplier} does not match "
+                          f"{cout} weight channels for {c} input channels")
+    mult = cout // c
+    scales = weight_scales(ctx, w, cout, 3)
+    if scales.size != cout:
+        ctx.fail("hybrid DEPTHWISE_CONV_2D needs per-channel weight scales (LiteRT requires "
+                 "them)")
+    b = float_bias(ctx, bias, cout)
+    lo, hi = clamp_range(ctx)
+    win = conv_window(ctx, (h, wd), (kh, kw))
+    wi = w.data.astype(np.int64).reshape(kh, kw, cout)
+    dtype = gemm_dtype(255, np.abs(wi).sum(axis=(0, 1)))
+    taps = wi.astype(dtype)
+    vector = np.arange(cout) < cout // 4 * 4
+    pads = [PaddedInput((1, h, wd, c), win, 0, dtype, repeat=mult) for _ in range(n)]
+    acc = np.empty((n, win.out_h, win.out_w, cout), dtype)
+
+    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        q, sf, zp = quantize_asymmetric(ins[0].reshape(n, -1))
+        acc.fill(0)
+        for i, pad in enumerate(pads):
+            pad.fill(q[i].reshape(1, h, wd, c) - zp[i])
+            for ty in range(kh):
+                for tx in range(kw):
+                    acc[i] += pad.tap(ty, tx)[0] * taps[ty, tx]
+        af = acc.astype(np.int64).astype(F32)
+        sfb = sf[:, None, None, None]
+        out = np.where(vector, af * scales * sfb, af * sfb * scales)
+        np.add(out, b, out=outs[0])
+        np.clip(outs[0], lo, hi, out=outs[0])
+    return ctx.done(run, acc.shape, scratch_bytes=acc.nbytes + sum(p.buf.nbytes for p in pads))
+
+
+# -- BATCH_MATMUL ------------------------------------------------------------------------
+@register("BATCH_MATMUL", versions=(1, 4), types={"FLOAT32"}, when=weights_int8(1))
+def prepare_hybrid_batch_matmul(ctx: OpContext) -> Prepared:
+    """Hybrid BATCH_MATMUL: float lhs rows quantized on the fly against a
+    constant int8 rhs (per tensor or per output column).
+
+    LiteRT's reference kernel (the only one it has for this case) advances
+    its per-row scale / zero-point pointer and its weight row-sum pointer by
+    one matrix per step of *each* batch dimension instead of by the batch's
+    flat index. With two or more non-broadcast batch dimensions it therefore
+    rescales some batches with another batch's input scale; this kernel
+    follows the same indexing so that results equal LiteRT's.
+    """
+    ctx.expect_counts(2, 1)
+    a, bt = ctx.input(0), ctx.input(1)
+    check_float_output(ctx)
+    if not 2 <= a.rank <= 5 or not 2 <= bt.rank <= 5:
+        raise ctx.invalid(f"operands must have rank 2 to 5, got {a.rank} and {bt.rank}")
+    adj_x, adj_y = bool(ctx.options.adj_x), bool(ctx.options.adj_y)
+    m, k = (a.shape[-1], a.shape[-2]) if adj_x else a.shape[-2:]
+    k2, nn = (bt.shape[-1], bt.shape[-2]) if adj_y else bt.shape[-2:]
+    if k != k2:
+        raise ctx.invalid(f"contraction sizes differ: {k} and {k2}")
+    batch = broadcast_shape(ctx, a.shape[:-2], bt.shape[:-2], max_rank=3)
+    scales = weight_scales(ctx, bt, nn, bt.rank - 2 if adj_y else bt.rank - 1)
+    wi = bt.data.astype(np.int64)
+    wi = np.swapaxes(wi, -1, -2) if adj_y else wi               # [..., K, N]
+    a_dims, w_dims = _batch3(a.shape[:-2]), _batch3(bt.shape[:-2])
+    if w_dims[0] > 1:
+        ctx.fail("hybrid BATCH_MATMUL weights with three batch dimensions are not supported "
+                 "(LiteRT leaves their row sums uninitialized)")
+    dtype = gemm_dtype(128, np.abs(wi).sum(axis=-2))
+    wmat = wi.astype(dtype)
+    out3 = _batch3(batch)
+    row_index = _litert_batch_index(out3, a_dims, m)            # [d0, d1, d2, M]
+    sum_index = _litert_batch_index(out3, w_dims, nn)           # [d0, d1, d2, N]
+    row_sums = wi.sum(axis=-2).reshape(-1)[sum_index][..., None, :].astype(F32)
+    pcs = scales if scales.size > 1 else None
+    asym = bool(ctx.options.asymmetric_quantize_inputs)
+    shape = batch + (m, nn)
+
+    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        av = np.swapaxes(ins[0], -1, -2) if adj_x else ins[0]
+        q, sf, zp = _quantize(np.ascontiguousarray(av).reshape(-1, k), asym)
+        if pcs is None:
+            sf = (sf * scales[0]).astype(F32)
+        dot = np.matmul(q.reshape(av.shape).astype(dtype), wmat).astype(np.int64)
+        dot = dot.reshape(out3 + (m, nn))
+        zps = zp[row_index][..., :, None].astype(F32)
+        total = np.trunc(dot.astype(F32) - (row_sums * zps).astype(F32))
+        factor = sf[row_index][..., :, None]
+        if pcs is not None:
+            factor = (factor * pcs).astype(F32)
+        np.multiply(factor, total, out=outs[0].reshape(out3 + (m, nn)))
+    return ctx.done(run, shape)
+
+
+def _batch3(dims: tuple[int, ...]) -> tuple[int, int, int]:
+    """Batch dimensions left-padded with ones to three."""
+    return tuple([1] * (3 - len(dims)) + [int(d) for d in dims])  # type: ignore[return-value]
+
+
+def _litert_batch_index(out3: tuple[int, int, int], own3: tuple[int, int, int], rows: int
+                        ) -> np.ndarray:
+    """Row index LiteRT's hybrid BATCH_MATMUL reads for each output batch:
+    ``rows * sum(b_i for non-broadcast dims i) + r``."""
+    grids = np.meshgrid(*(np.arange(d) for d in out3), indexing="ij")
+    base = sum(g * (own != 1) for g, own in zip(grids, own3, strict=True)) * rows
+    return base[..., None] + np.arange(rows)
+
+
+# -- UNIDIRECTIONAL_SEQUENCE_LSTM -----------------------------------------------------------
+def _float_activation(ctx: OpContext, name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """LiteRT's ApplyActivationToVector for an LSTM's cell activation."""
+    acts = {"TANH": lambda v: np.tanh(v), "SIGMOID": _sigmoid, "NONE": lambda v: v,
+            "RELU": lambda v: np.maximum(v, F32(0)), "RELU6": lambda v: np.clip(v, 0, 6),
+            "RELU_N1_TO_1": lambda v: np.clip(v, -1, 1)}
+    if name not in acts:
+        ctx.fail(f"LSTM activation {name} is not supported")
+    return acts[name]
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return (F32(1) / (F32(1) + np.exp(-v))).astype(F32)
+
+
+class _HybridGate:
+    """One gate's int8 weights (input and recurrent), scales, row sums, bias."""
+
+    def __init__(self, ctx: OpContext, g: int, lay: "LstmLayout") -> None:
+        from .qsequence import GATE_BIAS, INPUT_WEIGHTS, LAYER_NORM, PEEPHOLE_WEIGHTS, \
+            RECURRENT_WEIGHTS
+        self.w_in, self.s_in, self.rs_in = _hybrid_matrix(ctx, ctx.input(INPUT_WEIGHTS[g]))
+        self.w_rec, self.s_rec, self.rs_rec = _hybrid_matrix(ctx, ctx.input(RECURRENT_WEIGHTS[g]))
+        self.bias = float_bias(ctx, ctx.input(GATE_BIAS[g]), lay.n_cell)
+        self.peephole = None
+        if lay.use_peephole and g != 2:
+            spec = ctx.input(PEEPHOLE_WEIGHTS[(0, 1, None, 2)[g]])
+            scale = weight_scales(ctx, spec, lay.n_cell, 0)
+            if scale.size != 1:
+                ctx.fail("hybrid LSTM peephole weights must be quantized per tensor")
+            self.peephole = (scale[0] * spec.data.astype(F32)).astype(F32)
+        self.ln = None
+        if lay.use_layer_norm:
+            self.ln = np.asarray(ctx.input(LAYER_NORM[g]).data, F32)
+
+
+def _hybrid_matrix(ctx: OpContext, w: TensorSpec) -> tuple[np.ndarray, F32, np.ndarray]:
+    """(int8 weights transposed as an exact float matrix, scale, row sums)."""
+    if w.type_name != "INT8" or w.rank != 2:
+        ctx.fail(f"hybrid LSTM weights {w.name!r} must be 2-D INT8, not {w.type_name}")
+    scale = weight_scales(ctx, w, w.shape[0], 0)
+    if scale.size != 1:
+        ctx.fail(f"hybrid LSTM weights {w.name!r} must be quantized per tensor")
+    wi = w.data.astype(np.int64)
+    dtype = gemm_dtype(128, np.abs(wi).sum(axis=1))
+    return np.ascontiguousarray(wi.T, dtype), scale[0], wi.sum(axis=1)
+
+
+class HybridLstm:
+    """LiteRT's LstmStepHybrid over a whole batch (rows are independent)."""
+
+    def __init__(self, ctx: OpContext, lay: "LstmLayout") -> None:
+        from .qsequence import PROJECTION_BIAS, PROJECTION_WEIGHTS
+        self.lay = lay
+        self.gates = {g: _HybridGate(ctx, g, lay) for g in lay.gates()}
+        self.act = _float_activation(ctx, ctx.options.fused_activation_function)
+        self.cell_clip = F32(ctx.options.cell_clip)
+        self.proj_clip = F32(ctx.options.proj_clip)
+        self.asym = bool(ctx.options.asymmetric_quantize_inputs)
+        self.proj = None
+        if lay.use_projection:
+            self.proj = _hybrid_matrix(ctx, ctx.input(PROJECTION_WEIGHTS))
+            self.proj_bias = float_bias(ctx, ctx.optional_input(PROJECTION_BIAS), lay.n_output)
+
+    def step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray, skip_rows: bool
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """One time step: (new output state, new cell state), float32 [B, n]."""
+        xq = self._quantized(x, skip_rows)
+        hq = self._quantized(h, skip_rows)
+        gates = {g: self._gate(g, xq, hq, c, _sigmoid if g != 2 else self.act)
+                 for g in self.lay.gates() if g != 3}
+        c = self._update_cell(c, gates)
+        o = self._gate(3, xq, hq, c, _sigmoid)
+        return self._output(c, o, skip_rows), c
+
+    def _quantized(self, v: np.ndarray, skip_rows: bool) -> tuple:
+        """(q, scale, zero point, rows to use) of one quantized operand."""
+        live = v.any(axis=1) if skip_rows else np.full(len(v), v.any())
+        q, sf, zp = _quantize(v, self.asym)
+        return q, sf, zp, live
+
+    def _gate(self, g: int, xq: tuple, hq: tuple, c: np.ndarray,
+              act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        p = self.gates[g]
+        gate = np.zeros_like(c) if p.ln is not None else np.broadcast_to(p.bias, c.shape)
+        gate = _hybrid_accumulate(gate, xq, p.w_in, p.s_in, p.rs_in)
+        gate = _hybrid_accumulate(gate, hq, p.w_rec, p.s_rec, p.rs_rec)
+        if p.peephole is not None:
+            gate = (gate + p.peephole * c).astype(F32)
+        if p.ln is not None:
+            gate = (_mean_stddev_normalize(gate) * p.ln + p.bias).astype(F32)
+        return act(gate).astype(F32)
+
+    def _update_cell(self, c: np.ndarray, gates: dict[int, np.ndarray]) -> np.ndarray:
+        forget = gates[1]
+        other = (F32(1) - forget) if self.lay.use_cifg else gates[0]
+        c = (forget * c).astype(F32)
+        c = (c + gates[2] * other).astype(F32)
+        if self.cell_clip > 0:
+            c = np.clip(c, -self.cell_clip, self.cell_clip)
+        return c
+
+    def _output(self, c: np.ndarray, o: np.ndarray, skip_rows: bool) -> np.ndarray:
+        hidden = (o * self.act(c)).astype(F32)
+        if self.proj is None:
+            return hidden
+        w, s, rs = self.proj
+        out = np.broadcast_to(self.proj_bias, (len(c), self.lay.n_output)).astype(F32)
+        out = _hybrid_accumulate(out, self._quantized(hidden, skip_rows), w, s, rs)
+        if self.proj_clip > 0:
+            out = np.clip(out, -self.proj_clip, self.proj_clip)
+        return out
+
+
+def _hybrid_accumulate(acc: np.ndarray, vq: tuple, w: np.ndarray, scale: F32,
+                       row_sums: np.ndarray) -> np.ndarray:
+    """acc += (q @ w - zp * row_sums) * (row scale * weight scale) on live rows."""
+    q, sf, zp, live = vq
+    if not live.any():
+        return acc
+    dot = (q.astype(w.dtype) @ w).astype(np.int64) - zp[:, None] * row_sums
+    factor = (sf * scale).astype(F32)[:, None]
+    return np.where(live[:, None], (acc + dot.astype(F32) * factor).astype(F32), acc)
+
+
+def _mean_stddev_normalize(v: np.ndarray) -> np.ndarray:
+    """TFLite's float MeanStddevNormalization over the last axis."""
+    n = F32(v.shape[-1])
+    mean = (v.sum(axis=-1, dtype=F32, keepdims=True) / n).astype(F32)
+    diff = (v - mean).astype(F32)
+    variance = ((diff * diff).sum(axis=-1, dtype=F32, keepdims=True) / n).astype(F32)
+    return (diff * (F32(1) / np.sqrt(variance + F32(1e-8)))).astype(F32)
+
+
+@register("UNIDIRECTIONAL_SEQUENCE_LSTM", versions=(1, 4), types={"FLOAT32"},
+          when=weights_int8(4))
+def prepare_hybrid_lstm(ctx: OpContext) -> Prepared:
+    """Hybrid UNIDIRECTIONAL_SEQUENCE_LSTM: float input and states, int8 weights;
+    the input and the output state are quantized on the fly every step."""
+    from .qsequence import CELL_STATE, INPUT, OUTPUT_STATE, lstm_layout, steps
+    lay = lstm_layout(ctx)
+    check_float_output(ctx)
+    for i in (OUTPUT_STATE, CELL_STATE):
+        if ctx.input(i).type_name != "FLOAT32":
+            raise ctx.invalid(f"hybrid LSTM states must be FLOAT32, got "
+                              f"{ctx.input(i).type_name}")
+    lstm = HybridLstm(ctx, lay)
+    # Batch-major sequences run one batch row at a time in LiteRT, so its
+    # all-zero shortcuts apply per row; time-major ones apply to the batch.
+    skip_rows = not lay.time_major
+
+    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        xs = steps(ins[INPUT], lay.time_major)
+        out = steps(outs[0], lay.time_major)
+        h_var, c_var = ins[OUTPUT_STATE], ins[CELL_STATE]
+        h = h_var.reshape(lay.n_batch, lay.n_output).astype(F32)
+        c = c_var.reshape(lay.n_batch, lay.n_cell).astype(F32)
+        for t in range(lay.max_time):
+            h, c = lstm.step(xs[t], h, c, skip_rows)
+            out[t] = h
+        h_var[...] = h.reshape(h_var.shape)
+        c_var[...] = c.reshape(c_var.shape)
+    return ctx.done(run, lay.output_shape)

@@ -230,6 +230,28 @@ def activation_range(activation: str, scale: float, zero_point: int, dtype: Any
     return lo, hi
 
 
+def multiply_by_quantized_multiplier_ruy(x: Any, multiplier: Any, shift: Any) -> np.ndarray:
+    """Rescale int32 accumulators the way ruy's x86 (AVX2/AVX-512) kernels do.
+
+    TFLite's optimized int8/uint8 GEMMs (FULLY_CONNECTED, CONV_2D on x86) hand
+    the requantization to ruy, whose SIMD kernels round twice and break ties
+    *upward* (TFLite's NEON code compiled for x86 through NEON_2_SSE,
+    SQRDMULH then a rounding shift, gives the same results): ``(x * m + 2**30) >> 31``, then
+    ``(r + 2**(e-1)) >> e`` with an overflow guard that returns ``1 << (31 - e)``
+    when ``r + 2**(e-1)`` would exceed int32. The left shift wraps in 32 bits.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = ((x << left) - INT32_MIN) % (1 << 32) + INT32_MIN
+    high = (shifted * multiplier + (1 << 30)) >> 31
+    nudge = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
+    result = (high + nudge) >> right
+    return np.where(high > INT32_MAX - nudge, np.int64(1) << (31 - right), result)
+
+
 def checked_log2(x: float) -> tuple[bool, int]:
     """TFLite's CheckedLog2: (is a power of two within 1e-3, rounded log2)."""
     x = np.float32(x)

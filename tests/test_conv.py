@@ -548,23 +548,31 @@ def test_fully_connected_errors() -> None:
         allocate(shuffled)
 
 
-def test_hybrid_weights_are_refused_not_miscomputed() -> None:
+def test_float_kernels_refuse_hybrid_weights_rather_than_miscompute() -> None:
+    """Without the hybrid kernels (kernels/hybrid.py), the float kernels must
+    refuse int8 weights, never treat them as floats."""
+    from edgeplex.kernels import OpResolver, builtin_registrations
+    float_only = OpResolver(r for r in builtin_registrations()
+                            if r.prepare.__module__ != "edgeplex.kernels.hybrid")
+
+    def allocate_float_only(model: bytes) -> None:
+        edgeplex.Interpreter(model_content=model, resolver=float_only).allocate_tensors()
     q = Quantization.of(0.02, 0)
     w8 = np.random.default_rng(0).integers(-127, 128, (3, 4)).astype(np.int8)
     model = one_op_model("FULLY_CONNECTED", [inp((2, 4)), const(w8, quantization=q), None], {},
                          out_shapes=[(2, 3)], out_dtype=np.float32)
     with pytest.raises(UnsupportedOpError, match="FULLY_CONNECTED.*INT8 weights.*hybrid"):
-        allocate(model)
+        allocate_float_only(model)
     conv = one_op_model("CONV_2D", [inp((1, 4, 4, 4)), const(w8.reshape(3, 1, 1, 4),
                                                               quantization=q),
                                     const(np.zeros(3, np.float32))], conv_options(),
                         out_shapes=[(1, 4, 4, 3)], out_dtype=np.float32)
     with pytest.raises(UnsupportedOpError, match="CONV_2D.*hybrid"):
-        allocate(conv)
+        allocate_float_only(conv)
     bmm = one_op_model("BATCH_MATMUL", [inp((2, 3)), const(w8.T.copy(), quantization=q)], {},
                        out_shapes=[(2, 3)], out_dtype=np.float32)
     with pytest.raises(UnsupportedOpError, match="BATCH_MATMUL.*hybrid"):
-        allocate(bmm)
+        allocate_float_only(bmm)
 
 
 def test_batch_matmul_errors() -> None:

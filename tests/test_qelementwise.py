@@ -2,13 +2,15 @@
 
 Goldens come from LiteRT on float inputs quantized with each case's
 parameters. Resolver per op (see kernels/qelementwise.py):
-* ADD, SUB, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, comparisons and uint8/int16
+* ADD, SUB, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, comparisons and int16
   MUL: LiteRT's builtin (optimized) and reference kernels agree; we compare
   with the builtin ones.
-* int8 MUL: compared with the reference kernel. The builtin x86 kernel narrows
-  to int16 and adds the output zero point with int16 wrap-around, so products
-  that saturate at -32768 come out as +127 when the output zero point is
-  negative (test_mul_int8_builtin_overflow_differs_from_reference shows it).
+* int8 and uint8 MUL: compared with the reference kernel. The builtin x86
+  kernel narrows to int16 and adds the output zero point with int16
+  wrap-around, so products that saturate at -32768 come out as +127 when the
+  output zero point is negative (test_mul_int8_builtin_overflow_differs_from_
+  reference shows it), and uint8 products that saturate at +32767 wrap to 0
+  when the zero point is positive. edgeplex saturates, as the reference does.
 """
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ def _make_arith(op: str, dname: str, broadcast: bool, resolver: str) -> Callable
 for _op in ("ADD", "SUB", "MUL"):
     for _dname in INT_DTYPES:
         for _bc in (False, True):
-            _res = "ref" if (_op, _dname) == ("MUL", "int8") else "builtin"
+            _res = "ref" if _op == "MUL" and _dname in ("int8", "uint8") else "builtin"
             _t = _make_arith(_op, _dname, _bc, _res)
             globals()[_t.__name__] = _t
 
