@@ -52,22 +52,28 @@ def need_gpu(**options: Any) -> GPUDelegate:
     return require_available(GPUDelegate(**options))
 
 
-def gpu_interpreter(model: bytes, precision: str = "fp32") -> Any:
-    """An allocated interpreter with delegates ["gpu", "cpu"]."""
+def gpu_interpreter(model: bytes, precision: str = "fp32", fold: bool = True) -> Any:
+    """An allocated interpreter with delegates ["gpu", "cpu"]; ``fold=False`` turns
+    off the plan's constant folding (an internal switch), so ops on constants such
+    as DEQUANTIZE of float16 weights reach the delegate."""
     need_gpu(precision=precision)
     it = edgeplex.Interpreter(model_content=model, delegates=["gpu", "cpu"],
                               delegate_options={"gpu": {"precision": precision}})
+    it._options.fold_constants = fold
     it.allocate_tensors()
     return it
 
 
-def assert_all_on_gpu(it: Any) -> None:
-    """Every node is placed on the GPU (else the reasons the GPU gave)."""
+def assert_all_on_gpu(it: Any) -> list[int]:
+    """Every node is placed on the GPU or was folded into a constant at prepare
+    (nothing left to run); else the reasons the GPU gave. Returns the folded nodes."""
     report = it.placement
-    off = [n for n in report.nodes if n.delegate != "gpu"]
+    off = [n for n in report.nodes if n.delegate not in ("gpu", "folded")]
     why = "; ".join(f"node {n.index} {n.op}: " + ", ".join(
         f"{v.delegate}: {v.reason}" for v in n.verdicts if not v.supported) for n in off)
     assert not off, f"{len(off)} node(s) not on the GPU: {why}"
+    assert all(p.delegate == "gpu" for p in report.partitions)
+    return [n.index for n in report.nodes if n.delegate == "folded"]
 
 
 def run(it: Any, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

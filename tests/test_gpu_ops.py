@@ -338,13 +338,19 @@ CONSTANT_GRAPHS = {
 }
 
 
+@pytest.mark.parametrize("fold", [False, True], ids=["gpu-does-it", "plan-folds"])
 @pytest.mark.parametrize("name", sorted(CONSTANT_GRAPHS))
-def test_constant_ops_run_on_the_gpu_at_prepare(name: str) -> None:
+def test_constant_ops_run_on_the_gpu_at_prepare(name: str, fold: bool) -> None:
+    """Without constant folding the GPU takes DEQUANTIZE / DENSIFY and computes
+    them at prepare; with it, the plan folds whatever the CPU kernels can and
+    the GPU takes the rest. Either way only the ADD dispatches."""
     model = _consumer_model(CONSTANT_GRAPHS[name])
-    it = gpu_interpreter(model)
-    assert_all_on_gpu(it)
+    it = gpu_interpreter(model, fold=fold)
+    folded = assert_all_on_gpu(it)
+    if not fold:
+        assert folded == []
     (kernel,) = it._delegation._kernels            # internal: the compiled partition
-    assert len(kernel.dispatches) == 1             # only the ADD dispatches
+    assert len(kernel.dispatches) == 1
     x = np.random.default_rng(32).normal(size=(2, 4, 6)).astype(np.float32)
     got = run(it, [x])
     np.testing.assert_array_equal(got[0], run_litert(model, [x])[0])
