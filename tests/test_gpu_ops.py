@@ -36,8 +36,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import pytest
-from oracle import Const, In, const, inp, one_op_model, random_array, run_edgeplex, run_litert
-from test_gpu import assert_all_on_gpu, gpu_interpreter, need_gpu, run
+from oracle import Const, const, inp, one_op_model, random_array, run_edgeplex, run_litert
+from test_gpu import assert_all_on_gpu, gpu_interpreter, run
 
 import edgeplex
 from edgeplex import ModelBuilder

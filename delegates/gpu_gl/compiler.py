@@ -114,15 +114,17 @@ class Compiler:
         for t in self.partition.inputs:
             lay.slot_of[t.index] = lay.new_slot(None, 0)
         pinned = {self.root_of(t.index) for t in self.partition.outputs}
-        last = self._last_uses()
-        for i, (node, shader) in enumerate(self.steps):
+        ends: dict[int, list[int]] = {}
+        for root, end in self._last_uses().items():
+            ends.setdefault(end, []).append(root)
+        for i, (node, _) in enumerate(self.steps):
             out = node.outputs[0].index
             size = storage_bytes(int(np.prod(node.outputs[0].shape)), "data", self.fp16)
             lay.slot_of[out] = (lay.new_slot(self.device.buffer(reserve=size), size)
                                 if out in pinned else lay.take(size))
-            for root, end in last.items():
-                if end == i and root not in pinned and root in lay.slot_of \
-                        and root not in self.known and lay.buffers[lay.slot_of[root]] is not None:
+            for root in ends.get(i, ()):
+                if root not in pinned and root in lay.slot_of and root not in self.known \
+                        and lay.buffers[lay.slot_of[root]] is not None:
                     lay.free.append(lay.slot_of[root])
 
     def _last_uses(self) -> dict[int, int]:

@@ -35,8 +35,8 @@ class GPUDelegate(Delegate):
     name = "gpu"
     memory_domain = "gl"
     OPTIONS = {
-        "precision": Option("fp32", "storage precision of tensors and weights",
-                            choices=("fp32", "fp16")),
+        "precision": Option("fp32", "storage precision of tensors and weights (fp16: float16 "
+                            "storage, float32 arithmetic)", choices=("fp32", "fp16")),
         "backend": Option("auto", "auto: EGL, then the platform's default; egl: EGL only",
                           choices=("egl", "auto")),
         "device": Option(0, "GPU index (EGL device) when there are several", type=int),
@@ -74,10 +74,9 @@ class GPUDelegate(Delegate):
     def is_available(self) -> bool:
         """True when an OpenGL 4.3 context with compute shaders can be created."""
         try:
-            self.device
+            return self.device is not None
         except GLUnavailable:
             return False
-        return True
 
     def unavailable_reason(self) -> str:
         """Why there is no usable context ("" when there is one)."""

@@ -253,7 +253,7 @@ def build_depthwise(b: Build) -> Any:
 def _depthwise_tiled(b: Build) -> Any:
     """DEPTHWISE_CONV_2D with multiplier 1 and C % 4 == 0: 4 channels of TILE
     consecutive output pixels per invocation, one weight load per tap."""
-    _, kh, kw, c = b.shape(1)
+    _, _, kw, c = b.shape(1)
     q = c // 4
     operands = [b.xv(0), b.xv(1)]
     bias = _bias(b, 2, operands, "4u * ob", vec=True)
@@ -288,9 +288,9 @@ def check_transpose_conv(node: Any) -> str | None:
 
 def build_transpose_conv(b: Build) -> Any:
     """TRANSPOSE_CONV as a gather: each output sums the taps that land on it."""
-    oc, kh, kw, ic = b.shape(1)
+    _, kh, kw, ic = b.shape(1)
     _, h, w, _ = b.shape(2)
-    n_, oh, ow, _ = b.out_shape
+    _, oh, ow, _ = b.out_shape
     sh, sw = b.options.stride_h, b.options.stride_w
     ph = window(b.options.padding, oh, kh, sh)[1]
     pw = window(b.options.padding, ow, kw, sw)[1]
