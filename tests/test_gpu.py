@@ -23,7 +23,7 @@ from edgeplex.core.errors import ConfigError
 from edgeplex.delegates import NodeInfo, TensorInfo, Unsupported
 from edgeplex.delegates.gpu_gl import GPUDelegate
 from edgeplex.delegates.gpu_gl import device as gl_device
-from edgeplex.delegates.gpu_gl.capabilities import supported_ops
+from edgeplex.delegates.gpu_gl.capabilities import Limits, check_node, supported_ops
 
 #: the ops issue 7 asks the GPU to run (the table must hold every one)
 REQUIRED_OPS = """CONV_2D DEPTHWISE_CONV_2D TRANSPOSE_CONV FULLY_CONNECTED BATCH_MATMUL ADD SUB
@@ -222,6 +222,16 @@ def _gpu_reason(model: bytes) -> str:
 ])
 def test_refusals_name_the_reason(model: Any, reason: str) -> None:
     assert reason in _gpu_reason(model())
+
+
+def test_limits_of_the_gl_implementation_are_refusals() -> None:
+    model = edgeplex.read_model(_single("CONCATENATION", [((2, 3), np.float32)] * 9,
+                                        {"axis": 0}, out_shape=(18, 3)))
+    sg = model.main
+    node = NodeInfo.of(model, sg, sg.operators[0], [TensorInfo.of(t) for t in sg.tensors])
+    assert "9 inputs need more storage buffers" in check_node(node, Limits(8, 2 ** 24))
+    assert check_node(node, Limits(16, 2 ** 24)) is None
+    assert "over the GL storage block limit of 64" in check_node(node, Limits(16, 64))
 
 
 # -- the "gl" memory domain -----------------------------------------------------------

@@ -7,6 +7,7 @@ reason it refuses (shown in the placement report), never raises.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,16 @@ def _table() -> dict[str, OpSpec]:
 TABLE: dict[str, OpSpec] = _table()
 
 
-def _tensor_problem(t: Any, what: str, types: frozenset[str]) -> str | None:
+@dataclass(frozen=True)
+class Limits:
+    """What the GL implementation can bind: storage blocks per program and bytes per block
+    (GL 4.3 guarantees 8 and 2^24)."""
+
+    storage_blocks: int = 8
+    block_bytes: int = 2 ** 24
+
+
+def _tensor_problem(t: Any, what: str, types: frozenset[str], limits: Limits) -> str | None:
     dtype = np.dtype(t.dtype).name
     if dtype not in types:
         return f"{what} {t.name!r} is {dtype}; the GPU takes {', '.join(sorted(types))}"
@@ -42,10 +52,14 @@ def _tensor_problem(t: Any, what: str, types: frozenset[str]) -> str | None:
         return f"{what} {t.name!r} has a dynamic shape {shape}"
     if any(int(d) == 0 for d in shape):
         return f"{what} {t.name!r} is empty (shape {shape})"
+    size = int(np.prod(shape, dtype=np.int64)) * 4
+    if size > limits.block_bytes:
+        return (f"{what} {t.name!r} needs {size:,} bytes, over the GL storage block limit of "
+                f"{limits.block_bytes:,}")
     return None
 
 
-def check_node(node: Any, max_storage_blocks: int = 8) -> str | None:
+def check_node(node: Any, limits: Limits = Limits()) -> str | None:
     """Why the GPU cannot run ``node``, or None when it can."""
     if getattr(node, "is_custom", False):
         return f"custom op {node.op!r} is not implemented on the GPU"
@@ -54,7 +68,7 @@ def check_node(node: Any, max_storage_blocks: int = 8) -> str | None:
         return f"{node.op} is not implemented on the GPU"
     if len(node.outputs) != 1:
         return f"{node.op} with {len(node.outputs)} outputs"
-    problem = _tensor_problem(node.outputs[0], "output", spec.out_types)
+    problem = _tensor_problem(node.outputs[0], "output", spec.out_types, limits)
     if problem:
         return problem
     data = 0
@@ -63,14 +77,14 @@ def check_node(node: Any, max_storage_blocks: int = 8) -> str | None:
             continue
         if k in spec.data:
             data += 1
-            problem = _tensor_problem(t, "input", spec.in_types)
+            problem = _tensor_problem(t, "input", spec.in_types, limits)
             if problem:
                 return problem
         elif t.data is None:
             return f"input {k} ({t.name!r}) must be a constant"
-    if data + 1 > max_storage_blocks:
+    if data + 1 > limits.storage_blocks:
         return (f"{data} inputs need more storage buffers than the GL implementation binds "
-                f"({max_storage_blocks})")
+                f"({limits.storage_blocks})")
     return spec.check(node) if spec.check is not None else None
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeplex.delegates.api import Delegate, Option, Unsupported
 
-from .capabilities import check_node
+from .capabilities import Limits, check_node
 from .device import GLDevice, GLUnavailable, open_device
 from .memory import GLTensor, encode, storage_bytes
 
@@ -100,8 +100,9 @@ class GPUDelegate(Delegate):
     # -- placement and compilation --------------------------------------------------------
     def supports(self, node: Any) -> bool | Unsupported:
         """True for the float ops in the capability table; else the reason."""
-        limit = self._device.max_storage_blocks if self._device is not None else 8
-        reason = check_node(node, limit)
+        dev = self._device
+        limits = Limits(dev.max_storage_blocks, dev.max_block_bytes) if dev else Limits()
+        reason = check_node(node, limits)
         return True if reason is None else Unsupported(reason)
 
     def prepare(self, partition: Any) -> Any:

@@ -38,6 +38,7 @@ class GLDevice:
     version: str
     extensions: frozenset[str]
     max_storage_blocks: int
+    max_block_bytes: int
     programs: dict[str, Any] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -129,7 +130,8 @@ def _context(moderngl: Any, backend: str | None, index: int) -> GLDevice:
     info = ctx.info
     return GLDevice(ctx, backend or "default", index, str(info.get("GL_RENDERER", "?")),
                     str(info.get("GL_VERSION", "?")), frozenset(ctx.extensions),
-                    int(info.get("GL_MAX_COMPUTE_SHADER_STORAGE_BLOCKS", 8)))
+                    int(info.get("GL_MAX_COMPUTE_SHADER_STORAGE_BLOCKS", 8)),
+                    int(info.get("GL_MAX_SHADER_STORAGE_BLOCK_SIZE", 2 ** 24)))
 
 
 def forget_devices() -> None:
