@@ -36,12 +36,15 @@ from typing import Any, Sequence
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from oracle import Const, const, inp, one_op_model, random_array, run_edgeplex, run_litert
 from test_gpu import assert_all_on_gpu, gpu_interpreter, run
 
 import edgeplex
 from edgeplex import ModelBuilder
 from edgeplex.core.ir import DimensionMetadata, Sparsity
+from edgeplex.delegates.gpu_gl import ops_math
 
 TOLERANCES = {"exact": (0.0, 0.0), "ulp": (1e-5, 1e-6), "sum": (1e-4, 1e-5)}
 FP16_RTOL, FP16_ATOL = 2.0 ** -10, 2.0 ** -24
@@ -374,3 +377,55 @@ def test_every_required_op_has_a_case() -> None:
     from test_gpu import REQUIRED_OPS
     covered = {c.op for c in CASES} | {"DEQUANTIZE", "DENSIFY"}
     assert set(REQUIRED_OPS) <= covered
+
+
+# -- properties over random shapes and parameters --------------------------------------------
+@st.composite
+def broadcast_pair(draw: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Two shapes (rank <= 4) that broadcast together."""
+    out = draw(st.lists(st.integers(1, 5), min_size=1, max_size=4))
+    def side() -> tuple[int, ...]:
+        rank = draw(st.integers(0, len(out)))
+        tail = out[len(out) - rank:]
+        return tuple(d if draw(st.booleans()) else 1 for d in tail)
+    return side(), side()
+
+
+@settings(max_examples=20)
+@given(shapes=broadcast_pair(), op=st.sampled_from(sorted(ops_math.BINARY)),
+       act=st.sampled_from(ACTS))
+def test_binary_broadcasting_property(shapes: tuple, op: str, act: str) -> None:
+    """Any broadcast of two float inputs, any binary op: exact except DIV (tolerance ``ulp``)."""
+    options = {"fused_activation_function": act} if op in ("ADD", "SUB", "MUL", "DIV") else {}
+    case = Case(op, [inp(shapes[0]), inp(shapes[1])], options,
+                "ulp" if op == "DIV" else "exact", 0.5, 3.0)
+    check_case(case, "fp32")
+
+
+@settings(max_examples=25)
+@given(data=st.data())
+def test_strided_slice_property(data: Any) -> None:
+    """Random begin/end/strides and begin/end/shrink masks: the GPU's slice arithmetic
+    agrees with the CPU kernel's shapes and LiteRT's values (exact)."""
+    rank = data.draw(st.integers(1, 4))
+    shape = tuple(data.draw(st.lists(st.integers(1, 5), min_size=rank, max_size=rank)))
+    vec = st.lists(st.integers(-6, 6), min_size=rank, max_size=rank)
+    begin, end = data.draw(vec), data.draw(vec)
+    strides = data.draw(st.lists(st.sampled_from([-2, -1, 1, 2]), min_size=rank,
+                                 max_size=rank))
+    masks = {k: data.draw(st.integers(0, 2 ** rank - 1))
+             for k in ("begin_mask", "end_mask", "shrink_axis_mask")}
+    for d in range(rank):
+        if masks["shrink_axis_mask"] >> d & 1:
+            # a shrunk axis indexes inside the input; with a negative stride LiteRT's
+            # loop (start to start + 1, stepping down) copies nothing: not a real case
+            assume(-shape[d] <= begin[d] < shape[d] and not masks["begin_mask"] >> d & 1)
+            assume(strides[d] > 0)
+    inputs = [inp(shape), ints(begin), ints(end), ints(strides)]
+    try:
+        model = one_op_model("STRIDED_SLICE", inputs, masks)
+    except edgeplex.EdgeplexError:
+        assume(False)
+    out = edgeplex.read_model(model).main.tensors[-1].shape
+    assume(all(d > 0 for d in out))
+    check_case(Case("STRIDED_SLICE", inputs, masks, "exact"), "fp32")
