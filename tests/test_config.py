@@ -117,11 +117,11 @@ exclude = { cpu = ["SUB"] }
 
 def test_unknown_delegate_and_unknown_option_name_what_is_valid() -> None:
     model = chain_model(["ADD"])
-    with pytest.raises(ConfigError, match=r"unknown delegate 'gpu'; available delegates:"):
-        edgeplex.Interpreter(model_content=model, delegates=["gpu"])
-    with pytest.raises(ConfigError, match=r"\[edgeplex.delegate.gpu\] .*unknown delegate|"
-                                          r"unknown delegate 'gpu'"):
-        edgeplex.Interpreter(model_content=model, delegate_options={"gpu": {}})
+    with pytest.raises(ConfigError, match=r"unknown delegate 'tpu'; available delegates:"):
+        edgeplex.Interpreter(model_content=model, delegates=["tpu"])
+    with pytest.raises(ConfigError, match=r"\[edgeplex.delegate.tpu\] .*unknown delegate|"
+                                          r"unknown delegate 'tpu'"):
+        edgeplex.Interpreter(model_content=model, delegate_options={"tpu": {}})
     with pytest.raises(ConfigError, match=r"\[edgeplex.delegate.cpu\] unknown option\(s\) "
                                           r"'threads'; valid options: none"):
         edgeplex.Interpreter(model_content=model, delegate_options={"cpu": {"threads": 2}})
@@ -194,7 +194,7 @@ def test_pin_to_the_cpu_by_tensor_name() -> None:
     (rules(pin={"cpu": ["no_such_tensor"]}),
      r"pin.cpu: 'no_such_tensor' is not an op name, 'node:N' or a tensor name"),
     (rules(exclude={"hostmath": ["node:9"]}), r"'node:9' does not name a node of this model"),
-    (rules(exclude={"gpu": ["ADD"]}), r"unknown delegate 'gpu'; available delegates"),
+    (rules(exclude={"tpu": ["ADD"]}), r"unknown delegate 'tpu'; available delegates"),
     (rules(pin={"cpu": ["t0"], "hostmath": ["ADD"]}), r"op 0 \(ADD v1\) is pinned twice"),
     (rules(pin={"hostmath": ["node:1"]}),
      r"pin.hostmath = 'node:1': hostmath does not take op 1 \(SUB\): only ADD"),
