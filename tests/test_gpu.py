@@ -358,3 +358,36 @@ def test_reshape_is_free_and_outputs_alias_correctly() -> None:
     assert len(kernel.dispatches) == 1                 # the ADD only
     x = np.arange(12, dtype=np.float32).reshape(2, 6)
     assert_close(run(it, [x]), run_litert(model, [x]), 0, 0, exact=True)
+
+
+def _add_relu_model(share: bool) -> bytes:
+    """y = RELU6(x + x) — and, with ``share``, also z = (x + x) * x."""
+    mb = ModelBuilder()
+    g = mb.main
+    x = g.input("x", (3, 8), np.float32)
+    s = g.op("ADD", [x, x], outputs=[g.tensor("s", (3, 8), np.float32)])
+    y = g.op("RELU6", [s], outputs=[g.tensor("y", (3, 8), np.float32)])
+    outs = [y]
+    if share:
+        outs.append(g.op("MUL", [s, x], outputs=[g.tensor("z", (3, 8), np.float32)]))
+    g.output(*outs)
+    return mb.build()
+
+
+@pytest.mark.parametrize("share,dispatches", [(False, 1), (True, 3)])
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_standalone_activation_fuses_into_its_producer(share: bool, dispatches: int,
+                                                       precision: str) -> None:
+    """RELU6 after ADD becomes the ADD's store clamp, unless the sum is read elsewhere;
+    the clamp commutes with float16 rounding, so results are identical either way."""
+    model = _add_relu_model(share)
+    it = gpu_interpreter(model, precision)
+    (kernel,) = it._delegation._kernels
+    assert len(kernel.dispatches) == dispatches
+    x = np.random.default_rng(5).uniform(-4, 4, (3, 8)).astype(np.float32)
+    if precision == "fp16":
+        x = x.astype(np.float16).astype(np.float32)
+    want = run_litert(model, [x])
+    if precision == "fp16":
+        want = [w.astype(np.float16).astype(np.float32) for w in want]
+    assert_close(run(it, [x]), want, 0, 0, exact=True)

@@ -39,6 +39,20 @@ class Dispatch:
     source: str = field(repr=False, default="")
 
 
+@dataclass
+class Step:
+    """One dispatch to be: the node, its shader and the tensor it writes."""
+
+    node: Any
+    shader: Shader
+    out: int
+
+
+#: standalone activations that fold into the producing dispatch's store (clamps commute
+#: with rounding to float16, so fusing changes no result at either precision)
+FUSABLE = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"}
+
+
 class Layout:
     """Which buffer slot holds each tensor, and the buffers themselves."""
 
@@ -77,18 +91,27 @@ class Compiler:
         self.device, self.partition, self.fp16 = device, partition, fp16
         self.known: dict[int, np.ndarray] = {}      # tensors whose value is known now
         self.root: dict[int, int] = {}              # tensor -> tensor owning its storage
-        self.steps: list[tuple[Any, Shader]] = []   # (node, shader)
+        self.steps: list[Step] = []
         self.layout = Layout(device, fp16)
         self.infos = {t.index: t for n in partition.nodes for t in list(n.inputs) + list(n.outputs)
                       if t is not None}
         for t in self.infos.values():
             if t.data is not None:
                 self.known[t.index] = np.asarray(t.data)
+        self.uses: dict[int, int] = {}
+        for n in partition.nodes:
+            for t in n.inputs:
+                if t is not None:
+                    self.uses[t.index] = self.uses.get(t.index, 0) + 1
+        self.boundary = {t.index for t in partition.outputs}
+        self.producer: dict[int, Step] = {}
 
     # -- 1. build every node --------------------------------------------------------
     def build(self) -> None:
         """Turn each node into a dispatch, an alias or a constant."""
         for node in self.partition.nodes:
+            if self._fuse(node):
+                continue
             result = TABLE[node.op].build(Build(node, self.known))
             out = node.outputs[0]
             if isinstance(result, Value):
@@ -99,7 +122,26 @@ class Compiler:
                 else:
                     self.root[out.index] = self.root_of(result.tensor)
             else:
-                self.steps.append((node, result))
+                step = Step(node, result, out.index)
+                self.steps.append(step)
+                self.producer[out.index] = step
+
+    def _fuse(self, node: Any) -> bool:
+        """Fold a standalone RELU / RELU6 / RELU_N1_TO_1 into the dispatch producing its
+        input when nothing else reads that input; True when done."""
+        if node.op not in FUSABLE:
+            return False
+        src = node.inputs[0].index
+        step = self.producer.get(src)
+        if step is None or step.shader.act != "NONE" or self.uses.get(src) != 1 \
+                or src in self.boundary:
+            return False
+        step.shader.act = FUSABLE[node.op]
+        step.shader.name += f" + {node.op} (op {node.index})"
+        step.out = node.outputs[0].index
+        del self.producer[src]
+        self.producer[step.out] = step
+        return True
 
     def root_of(self, t: int) -> int:
         """The tensor whose buffer holds ``t``."""
@@ -117,9 +159,9 @@ class Compiler:
         ends: dict[int, list[int]] = {}
         for root, end in self._last_uses().items():
             ends.setdefault(end, []).append(root)
-        for i, (node, _) in enumerate(self.steps):
-            out = node.outputs[0].index
-            size = storage_bytes(int(np.prod(node.outputs[0].shape)), "data", self.fp16)
+        for i, step in enumerate(self.steps):
+            out = step.out
+            size = storage_bytes(int(np.prod(step.node.outputs[0].shape)), "data", self.fp16)
             lay.slot_of[out] = (lay.new_slot(self.device.buffer(reserve=size), size)
                                 if out in pinned else lay.take(size))
             for root in ends.get(i, ()):
@@ -130,9 +172,9 @@ class Compiler:
     def _last_uses(self) -> dict[int, int]:
         """Storage root -> index of the last step reading or writing it."""
         last: dict[int, int] = {}
-        for i, (node, shader) in enumerate(self.steps):
-            last[self.root_of(node.outputs[0].index)] = i
-            for op in shader.operands:
+        for i, step in enumerate(self.steps):
+            last[self.root_of(step.out)] = i
+            for op in step.shader.operands:
                 if op.tensor is not None:
                     last[self.root_of(op.tensor)] = i
         return last
@@ -153,11 +195,12 @@ class Compiler:
     def dispatches(self) -> list[Dispatch]:
         """Programs (compiled or from the cache) with their bindings."""
         out = []
-        for node, shader in self.steps:
-            source, groups = render(shader, self.fp16)
-            binds = [(0, self.layout.slot_of[node.outputs[0].index])]
-            binds += [(k + 1, self.slot(op)) for k, op in enumerate(shader.operands)]
-            out.append(Dispatch(self.device.program(source), binds, groups, shader.name, source))
+        for step in self.steps:
+            source, groups = render(step.shader, self.fp16)
+            binds = [(0, self.layout.slot_of[step.out])]
+            binds += [(k + 1, self.slot(op)) for k, op in enumerate(step.shader.operands)]
+            out.append(Dispatch(self.device.program(source), binds, groups, step.shader.name,
+                                source))
         return out
 
     def outputs(self) -> list[tuple[int, Any]]:
