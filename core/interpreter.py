@@ -27,6 +27,16 @@ def _delegation(resolver: Any, **settings: Any) -> Any:
     return Delegation.configure(resolver=resolver, **settings)
 
 
+#: LiteRT constructor options accepted for drop-in compatibility; they tune
+#: LiteRT's own C++ runtime and have no meaning (or effect) in edgeplex.
+LITERT_ONLY_OPTIONS = frozenset({
+    "experimental_op_resolver_type", "experimental_disable_delegate_clustering",
+    "experimental_default_delegate_latest_features",
+    "experimental_compress_quantization_zero_points",
+    "experimental_disable_delegate_node_fusion", "experimental_force_delegate_node_profiling",
+})
+
+
 class Interpreter:
     """Runs a TFLite model; same methods and detail dicts as LiteRT's Interpreter.
 
@@ -44,6 +54,10 @@ class Interpreter:
                  experimental_preserve_all_tensors: bool = False,
                  profile: bool = False, memory_limit: int = DEFAULT_MEMORY_LIMIT,
                  resolver: Any = None, **litert_options: Any) -> None:
+        unknown = sorted(set(litert_options) - LITERT_ONLY_OPTIONS)
+        if unknown:
+            raise TypeError(f"Interpreter() got unexpected keyword argument(s) "
+                            f"{', '.join(unknown)}")
         if (model_path is None) == (model_content is None):
             raise ValueError("pass exactly one of model_path and model_content")
         self._model: Model = read_model(model_path if model_path is not None else model_content)

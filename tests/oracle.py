@@ -18,10 +18,58 @@ import edgeplex
 from edgeplex import ModelBuilder, Quantization
 
 try:
-    from ai_edge_litert.interpreter import Interpreter as LiteRT
+    from ai_edge_litert.interpreter import Interpreter as _LiteRT
     from ai_edge_litert.interpreter import OpResolverType
 except ImportError as e:  # pragma: no cover - the oracle is a test dependency
     raise ImportError("the tests need ai-edge-litert: pip install -e '.[test]'") from e
+
+
+class LiteRT(_LiteRT):
+    """LiteRT's Interpreter, checking edgeplex's writer on every model it runs.
+
+    Each model a test hands to LiteRT is also read and re-written by edgeplex
+    (``write_model(read_model(model))``); every ``invoke`` runs that copy on
+    the same inputs in a twin LiteRT interpreter and asserts bit-identical
+    outputs. So every model the tests use is round-tripped.
+    """
+
+    def __init__(self, model_path: Any = None, model_content: bytes | None = None,
+                 **kw: Any) -> None:
+        super().__init__(model_path=model_path, model_content=model_content, **kw)
+        if model_content is None:
+            with open(model_path, "rb") as f:
+                model_content = f.read()
+        self._source, self._kw, self._twin = model_content, kw, None
+
+    def invoke(self) -> None:  # noqa: D102 - same as LiteRT's
+        ins = self.get_input_details()
+        values = [self.get_tensor(d["index"]) for d in ins]   # before a kernel may touch them
+        super().invoke()
+        twin = self._twin_interpreter()
+        if any(tuple(a["shape"]) != tuple(b["shape"])
+               for a, b in zip(ins, twin.get_input_details())):
+            for d in ins:
+                twin.resize_tensor_input(d["index"], d["shape"])
+            twin.allocate_tensors()
+        for d, v in zip(ins, values):
+            twin.set_tensor(d["index"], v)
+        _LiteRT.invoke(twin)
+        for d in self.get_output_details():
+            mine, theirs = self.get_tensor(d["index"]), twin.get_tensor(d["index"])
+            assert mine.shape == theirs.shape and mine.tobytes() == theirs.tobytes(), (
+                f"output {d['name']!r} differs after edgeplex read and re-wrote the model")
+
+    def reset_all_variables(self) -> None:  # noqa: D102 - same as LiteRT's
+        super().reset_all_variables()
+        if self._twin is not None:
+            self._twin.reset_all_variables()
+
+    def _twin_interpreter(self) -> _LiteRT:
+        if self._twin is None:
+            rewritten = edgeplex.write_model(edgeplex.read_model(self._source))
+            self._twin = _LiteRT(model_content=rewritten, **self._kw)
+            self._twin.allocate_tensors()
+        return self._twin
 
 #: Which LiteRT kernels to compare against.
 RESOLVERS = {

@@ -189,3 +189,11 @@ def test_model_path_and_content_are_exclusive(tmp_path) -> None:
     path.write_bytes(_model())
     with pytest.raises(ValueError, match="exactly one"):
         edgeplex.Interpreter(model_path=str(path), model_content=_model())
+
+
+def test_litert_only_options_are_accepted_and_typos_are_not() -> None:
+    from ai_edge_litert.interpreter import OpResolverType
+    edgeplex.Interpreter(model_content=_model(),
+                         experimental_op_resolver_type=OpResolverType.AUTO).allocate_tensors()
+    with pytest.raises(TypeError, match="num_thread"):
+        edgeplex.Interpreter(model_content=_model(), num_thread=2)
