@@ -8,9 +8,11 @@ llvmpipe and headless EGL precisely so these tests run.
 """
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
+import weakref
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -391,3 +393,23 @@ def test_standalone_activation_fuses_into_its_producer(share: bool, dispatches: 
     if precision == "fp16":
         want = [w.astype(np.float16).astype(np.float32) for w in want]
     assert_close(run(it, [x]), want, 0, 0, exact=True)
+
+
+def test_buffers_of_closed_kernels_are_released() -> None:
+    """Re-allocating closes the old kernel; its buffers are dropped and released by
+    the device with the context current (moderngl's context_gc)."""
+    d = need_gpu()
+    model = _chain_model(["MUL", "ADD", "SUB"], (32, 32))
+    it = gpu_interpreter(model)
+    (old,) = it._delegation._kernels
+    refs = [weakref.ref(b) for b in old.buffers if b is not None]
+    it.resize_tensor_input(0, (16, 32))
+    it.allocate_tensors()
+    del old
+    gc.collect()
+    assert refs and all(r() is None for r in refs)
+    with d.device.lock, d.device.ctx:
+        d.device.collect()
+    assert len(d.device.ctx.objects) == 0
+    x = np.ones((16, 32), np.float32)
+    assert_close(run(it, [x]), run_litert(model, [x]), 0, 0, exact=True)

@@ -218,6 +218,7 @@ class Compiler:
 def compile_partition(device: GLDevice, partition: Any, fp16: bool) -> "GLKernel":
     """The compiled kernel of ``partition``."""
     with device.lock, device.ctx:
+        device.collect()                    # buffers of closed kernels and old uploads
         c = Compiler(device, partition, fp16)
         c.build()
         c.allocate()
@@ -263,12 +264,10 @@ class GLKernel(DelegateKernel):
                 for slot, shape, dtype in self.outputs]
 
     def close(self) -> None:
-        """Release this partition's buffers (programs stay cached for the process)."""
-        with self.device.lock, self.device.ctx:
-            for slot, buf in enumerate(self.buffers):
-                if buf is not None and slot not in self.inputs:
-                    buf.release()
+        """Drop this partition's buffers: the device releases them at its next
+        collect (the next prepare); programs stay cached for the process."""
         self.buffers = [None] * len(self.buffers)
+        self._fixed = {}
         self._run = []
 
     def describe(self) -> str:

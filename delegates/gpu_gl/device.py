@@ -63,6 +63,10 @@ class GLDevice:
             self.programs[source] = prog
         return prog
 
+    def collect(self) -> int:
+        """Release the GL objects Python has dropped (call with the context current)."""
+        return int(self.ctx.gc())
+
     def buffer(self, data: bytes | None = None, reserve: int = 0) -> Any:
         """A new storage buffer holding ``data`` (or ``reserve`` zero bytes)."""
         if data is not None:
@@ -127,6 +131,8 @@ def _context(moderngl: Any, backend: str | None, index: int) -> GLDevice:
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise GLUnavailable(f"{label}: no OpenGL {REQUIRED_GL // 100}.{REQUIRED_GL % 100 // 10} "
                             f"context with compute shaders ({text})") from None
+    # dropped buffers are queued and released by GLDevice.collect() with the context current
+    ctx.gc_mode = "context_gc"
     info = ctx.info
     return GLDevice(ctx, backend or "default", index, str(info.get("GL_RENDERER", "?")),
                     str(info.get("GL_VERSION", "?")), frozenset(ctx.extensions),
