@@ -1,12 +1,14 @@
 """Convolutions and matrix products on the GPU: CONV_2D, DEPTHWISE_CONV_2D,
 TRANSPOSE_CONV, FULLY_CONNECTED and BATCH_MATMUL.
 
-Direct loops, one invocation per output element. When the filter is known
-at prepare and the output channels come in fours, CONV_2D computes four
-output channels per invocation from filters re-laid out once as
-``[OC/4][KH][KW][IC][4]`` (each input value is loaded once for four
-outputs); DEPTHWISE_CONV_2D with multiplier 1 does the same along channels.
-Reductions over input channels use vec4 loads when they come in fours.
+Direct loops. When the filter is known at prepare and the output channels
+come in fours, CONV_2D re-lays the filter out once as ``[OC/4][KH][KW][IC][4]``
+and each invocation computes four output channels of TILE consecutive output
+pixels: every weight is loaded once for the whole tile and every input value
+once for four channels (vec4-bound buffers). DEPTHWISE_CONV_2D with
+multiplier 1 and channels in fours tiles the same way. Everything else runs
+one output element per invocation, with vec4 loads along the reduced axis
+when its length is a multiple of 4.
 """
 from __future__ import annotations
 
