@@ -9,7 +9,7 @@ import pytest
 
 import edgeplex
 from edgeplex import ModelError, UnsupportedOpError
-from tests.oracle import assert_close, inp, one_op_model, run_edgeplex, run_litert
+from oracle import assert_close, inp, one_op_model, run_edgeplex, run_litert
 
 #: numpy dtype per TFLite type name used here.
 DTYPES = {"FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float64,

@@ -12,7 +12,7 @@ import pytest
 
 import edgeplex
 from edgeplex import ModelError, Quantization, UnsupportedOpError
-from tests.oracle import assert_close, random_array, run_edgeplex, run_litert
+from oracle import assert_close, random_array, run_edgeplex, run_litert
 
 #: Every numpy dtype a TFLite tensor can have here, by TFLite name.
 ALL_DTYPES = {

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from edgeplex import Quantization
 from edgeplex.kernels.quant_math import round_half_away
-from tests.oracle import check
+from oracle import check
 
 INT_DTYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16}
 

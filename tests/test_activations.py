@@ -36,10 +36,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeplex import ModelBuilder
-from tests.elementwise_helpers import (DTYPES, ModelError, UnsupportedOpError, allocate_error,
+from elementwise_helpers import (DTYPES, ModelError, UnsupportedOpError, allocate_error,
                                        both_reject, dtype_params, litert_fails, oracle,
                                        unary_model, values)
-from tests.oracle import const, inp, one_op_model
+from oracle import const, inp, one_op_model
 
 f32, f16, i32 = np.float32, np.float16, np.int32
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 3.0, -3.0, 6.0, 6.5, -0.5, 0.5, 1e-40, -1e-40, 20.0, -20.0,

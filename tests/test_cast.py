@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from edgeplex import Quantization
-from tests.movement_helpers import ALL_DTYPES, UnsupportedOpError, both_reject, check_exact
-from tests.oracle import inp, one_op_model
+from movement_helpers import ALL_DTYPES, UnsupportedOpError, both_reject, check_exact
+from oracle import inp, one_op_model
 
 CAST = ["FLOAT32", "FLOAT16", "FLOAT64", "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32",
         "INT64", "BOOL", "COMPLEX64"]

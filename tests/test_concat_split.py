@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from edgeplex import ModelBuilder, Quantization
-from tests.movement_helpers import (UnsupportedOpError, both_reject, check_exact, dtypes, i32,
+from movement_helpers import (UnsupportedOpError, both_reject, check_exact, dtypes, i32,
                                     i64, others, quant_for)
-from tests.oracle import assert_close, const, inp, one_op_model, run_edgeplex, run_litert
+from oracle import assert_close, const, inp, one_op_model, run_edgeplex, run_litert
 
 CONCAT = ("FLOAT32", "FLOAT16", "INT8", "UINT8", "INT16", "INT32", "UINT32", "INT64", "BOOL")
 PACK = ("FLOAT32", "INT8", "UINT8", "INT16", "INT32", "UINT32", "INT64")

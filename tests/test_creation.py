@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from edgeplex import ModelBuilder, Quantization
-from tests.movement_helpers import (SIZED, UnsupportedOpError, both_reject, check_exact, dtypes,
+from movement_helpers import (SIZED, UnsupportedOpError, both_reject, check_exact, dtypes,
                                     edgeplex_rejects, i32, i64, others, quant_for)
-from tests.oracle import const, inp, one_op_model, run_edgeplex
+from oracle import const, inp, one_op_model, run_edgeplex
 
 FLOAT_INT = ("FLOAT32", "INT32", "INT64")
 

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 import edgeplex
 from edgeplex import ModelBuilder
-from tests.elementwise_helpers import (DTYPES, PATTERNS, ModelError, UnsupportedOpError,
+from elementwise_helpers import (DTYPES, PATTERNS, ModelError, UnsupportedOpError,
                                        allocate_error, binary_model, both_fail_invoke,
                                        both_reject, dtype_params, oracle, unary_model, values)
-from tests.oracle import assert_close, const, inp, one_op_model, run_litert
+from oracle import assert_close, const, inp, one_op_model, run_litert
 
 f32, f16, i32, i64 = np.float32, np.float16, np.int32, np.int64
 ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1", "TANH", "SIGN_BIT"]

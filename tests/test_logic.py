@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeplex import ModelBuilder
-from tests.elementwise_helpers import (DTYPES, PATTERNS, ModelError, allocate_error,
+from elementwise_helpers import (DTYPES, PATTERNS, ModelError, allocate_error,
                                        binary_model, both_reject, oracle, unary_model)
-from tests.oracle import const, inp, one_op_model
+from oracle import const, inp, one_op_model
 
 f32, f16, i32, i64, b8 = np.float32, np.float16, np.int32, np.int64, np.bool_
 ORDERED = ["FLOAT32", "FLOAT16", "INT32", "INT64"]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from edgeplex import Quantization
-from tests.movement_helpers import (SIZED, UnsupportedOpError, both_reject, check_exact, dtypes,
+from movement_helpers import (SIZED, UnsupportedOpError, both_reject, check_exact, dtypes,
                                     edgeplex_rejects, i32, i64, others, quant_for)
-from tests.oracle import const, inp, one_op_model, run_edgeplex
+from oracle import const, inp, one_op_model, run_edgeplex
 
 PAD = ("FLOAT32", "FLOAT16", "INT8", "UINT8", "INT16", "INT32", "INT64", "BOOL")
 

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 import edgeplex
 from edgeplex import Quantization
-from tests.oracle import inp, one_op_model, run_litert, run_edgeplex
-from tests.quant_cases import INT_DTYPES, check_exact, float_inputs, qparam, quantize
+from oracle import inp, one_op_model, run_litert, run_edgeplex
+from quant_cases import INT_DTYPES, check_exact, float_inputs, qparam, quantize
 
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 import edgeplex
 from edgeplex import Quantization
-from tests.oracle import const, inp, one_op_model, run_litert
-from tests.quant_cases import INT_DTYPES, check_exact, float_inputs, qparam
+from oracle import const, inp, one_op_model, run_litert
+from quant_cases import INT_DTYPES, check_exact, float_inputs, qparam
 
 
 @st.composite

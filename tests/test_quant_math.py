@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from edgeplex import Quantization
 from edgeplex.kernels import quant_math as qm
-from tests.oracle import inp, one_op_model, run_litert
+from oracle import inp, one_op_model, run_litert
 
 
 # -- quantize_multiplier -----------------------------------------------------------------

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 import edgeplex
 from edgeplex import Quantization
-from tests.oracle import check, const, inp, one_op_model, run_edgeplex, run_litert
-from tests.quant_cases import INT_DTYPES, check_exact, qparam, real_range
+from oracle import check, const, inp, one_op_model, run_edgeplex, run_litert
+from quant_cases import INT_DTYPES, check_exact, qparam, real_range
 
 shapes = st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple)
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 import edgeplex
 from edgeplex import ModelError
-from tests.movement_helpers import (SIZED, both_reject, check_exact, dtypes, i32, i64,
+from movement_helpers import (SIZED, both_reject, check_exact, dtypes, i32, i64,
                                     quant_for)
-from tests.oracle import assert_close, const, inp, one_op_model, run_edgeplex, run_litert
+from oracle import assert_close, const, inp, one_op_model, run_edgeplex, run_litert
 
 
 # -- SLICE -------------------------------------------------------------------------

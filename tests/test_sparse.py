@@ -13,7 +13,7 @@ import pytest
 import edgeplex
 from edgeplex import ModelBuilder, ModelError, UnsupportedOpError
 from edgeplex.core.ir import DimensionMetadata, Sparsity
-from tests.oracle import assert_close, run_edgeplex, run_litert
+from oracle import assert_close, run_edgeplex, run_litert
 
 DENSE, CSR = "DENSE", "SPARSE_CSR"
 
