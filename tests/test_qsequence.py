@@ -6,6 +6,7 @@ invokes' outputs must equal LiteRT's builtin kernel exactly.
 """
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import numpy as np
@@ -149,3 +150,24 @@ def test_converter_made_int8_lstm_model_end_to_end() -> None:
     rng = np.random.default_rng(1)
     _exact(fixture("quant_int8_lstm.tflite"),
            [rng.integers(-128, 128, (2, 6, 32)).astype(np.int8) for _ in range(2)])
+
+
+@pytest.mark.parametrize("parts", [{}, {"cifg": True, "projection": True, "n_output": 12,
+                                        "cell_clip": 0.5}], ids=["plain", "cifg_projection"])
+def test_int8_lstm_invoke_does_not_allocate(parts: dict[str, Any]) -> None:
+    """Without peephole and layer norm the time loop runs on buffers made at
+    allocate_tensors: an invoke allocates a few Python objects, nothing the size
+    of a step's gates (the fixed-point tanh alone made ~100 int64 temporaries)."""
+    spec = LstmSpec(**{"batch": 2, "time": 16, "n_input": 24, "n_cell": 32, "n_output": 32,
+                       **parts})
+    it = edgeplex.Interpreter(model_content=int8_lstm(spec, 3))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], _inputs(spec, 3, 1)[0])
+    it.invoke()
+    tracemalloc.start()
+    try:
+        it.invoke()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8192
