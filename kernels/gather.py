@@ -20,6 +20,7 @@ DATA_TYPES = frozenset({"FLOAT32", "FLOAT16", "INT8", "UINT8", "INT16", "INT32",
                         "BOOL"})
 SCATTER_TYPES = frozenset({"FLOAT32", "INT8", "UINT8", "INT32", "INT64", "BOOL"})
 INDEX_TYPES = ("INT16", "INT32", "INT64")
+_UNSIGNED = {np.dtype(t): np.dtype(t.replace("int", "uint")) for t in ("int16", "int32", "int64")}
 
 
 def check_index_range(where: str, index: np.ndarray, limit: int | np.ndarray,
@@ -31,6 +32,11 @@ def check_index_range(where: str, index: np.ndarray, limit: int | np.ndarray,
     """
     if index.size == 0:
         return
+    unsigned = _UNSIGNED.get(index.dtype)
+    if unsigned is not None and isinstance(limit, int):
+        # one reduction: negative indices are huge when read as unsigned
+        if np.maximum.reduce(index.view(unsigned), axis=None) < limit:
+            return
     bad = (index < 0) | (index >= limit)
     if bad.any():
         pos = np.unravel_index(int(np.argmax(bad)), bad.shape)
