@@ -17,10 +17,10 @@ over the batch and the cells. The Python loop runs over time steps only.
 
 Speed: the fixed-point sigmoid and tanh of an int16 input are read from
 tables of all 65536 inputs, computed once per process with the functions
-below (bit-exact by construction). Without peephole and layer norm,
-:class:`Int8LstmLoop` computes every step's input contributions at once and
-runs each step on preallocated gate-major buffers (one matmul, one rescale
-and one table lookup for all gates).
+below (bit-exact by construction). :class:`Int8LstmLoop` computes every
+step's input contributions at once and runs each step on preallocated
+gate-major buffers (one matmul, one rescale and one table lookup for all
+gates).
 
 The LSTM input layout helpers here are shared with the hybrid LSTM kernel.
 """
@@ -423,57 +423,6 @@ class Int8Lstm:
         self.cell_clip = int(np.clip(cc / F32(c_scale), -32768, 32767)) if cc > 0 else 0
         self.proj_clip = int(np.clip(pc / F32(out_scale), -128, 127)) if pc > 0 else 0
 
-    # -- one time step -----------------------------------------------------------------
-    def step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(new output state int8 values, new cell state int16 values), as int64."""
-        gates = {g: self._gate_value(g, x, h, c) for g in self.lay.gates() if g != 3}
-        c = self._update_cell(c, gates)
-        o = self._gate_value(3, x, h, c)
-        return self._output(c, o), c
-
-    def _gate_value(self, g: int, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> np.ndarray:
-        p = self.gate[g]
-        acc = _accumulate(x, p.w_in, p.bias_in, p.scale_in, np.zeros(c.shape, np.int64))
-        acc = _accumulate(h, p.w_rec, p.bias_rec, p.scale_rec, acc)
-        if p.peephole is not None:
-            prod = multiply_by_quantized_multiplier(p.peephole * c, *p.scale_peephole)
-            acc = np.clip(prod + acc, I16_MIN, I16_MAX)
-        if p.ln_weight is not None:
-            acc = layer_norm(acc, p.ln_weight, p.ln_bias, p.ln_scale, p.variance_guard)
-        table = activation_table("tanh" if g == 2 else "logistic", 3)
-        return table[acc + 32768]
-
-    def _update_cell(self, c: np.ndarray, gates: dict[int, np.ndarray]) -> np.ndarray:
-        forget = gates[1]
-        c = wrap(rdbpot(forget * c, 15), 16)
-        first = wrap(I16_MAX - forget, 16) if self.lay.use_cifg else gates[0]
-        update = wrap(rdbpot(first * gates[2], 30 + self.cell_shift), 16)
-        c = np.clip(c + update, I16_MIN, I16_MAX)
-        if self.cell_clip > 0:
-            c = np.clip(c, -self.cell_clip, self.cell_clip)
-        return c
-
-    def _output(self, c: np.ndarray, o: np.ndarray) -> np.ndarray:
-        t = activation_table("tanh", 15 + self.cell_shift)[c + 32768]
-        zp = -self.hidden_zp if self.proj is not None else self.hidden_zp
-        hidden = multiply_by_quantized_multiplier(o * t, *self.hidden_scale) + zp
-        hidden = np.clip(hidden, -128, 127)
-        if self.proj is None:
-            return hidden
-        acc = (hidden.astype(self.proj.dtype) @ self.proj).astype(np.int64) + self.proj_bias
-        out = np.clip(multiply_by_quantized_multiplier(acc, *self.proj_scale) + self.h_zp,
-                      -128, 127)
-        if self.proj_clip > 0:
-            out = np.clip(out, -self.proj_clip, self.proj_clip)
-        return out
-
-
-def _accumulate(v: np.ndarray, w: np.ndarray, bias: np.ndarray, scale: tuple[int, int],
-                acc: np.ndarray) -> np.ndarray:
-    """TFLite's int8 x int8 -> int16 MatrixBatchVectorMultiplyAccumulate."""
-    dot = (v.astype(w.dtype) @ w).astype(np.int64) + bias
-    return np.clip(multiply_by_quantized_multiplier(dot, *scale) + acc, I16_MIN, I16_MAX)
-
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, scale: tuple[int, int],
                variance_guard: int) -> np.ndarray:
@@ -575,11 +524,15 @@ def _clamp(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
 
 
 class Int8LstmLoop:
-    """The time loop of an :class:`Int8Lstm` without peephole or layer norm on
-    preallocated gate-major buffers: the input contributions of every step are
-    computed at once, then each step is one matmul for all gates, one rescale,
-    one table lookup for all gate nonlinearities and the integer cell and
-    hidden-state updates (about 45 numpy calls a step, none allocating)."""
+    """The time loop of an :class:`Int8Lstm` on preallocated gate-major buffers:
+    the input contributions of every step are computed at once, then each step
+    is one matmul for all gates, one rescale, one table lookup for all gate
+    nonlinearities and the integer cell and hidden-state updates (about 45
+    numpy calls a step, none allocating). Peepholes add a rescaled product
+    with the cell state (the output gate's with the new one, so that gate is
+    looked up after the cell update); layer norm runs once over the stacked
+    gates (it allocates: its integer inverse square root is not worth
+    preallocating)."""
 
     def __init__(self, lstm: Int8Lstm) -> None:
         lay = lstm.lay
@@ -622,6 +575,39 @@ class Int8LstmLoop:
         self._projection(b)
         self.h = np.zeros((b, lay.n_output), np.int64)
         self.rows = list(self.acc_x)
+        self.early = g - 1 if lay.use_peephole else g      # gates looked up before the cell
+        self._peepholes(params, b, n)
+        self._layer_norm(params)
+
+    def _peepholes(self, params: list[GateParams], b: int, n: int) -> None:
+        """Peephole weights and rescales: (k, B, n) for the input/forget gates
+        (the first k slots), (B, n) for the output gate (the last)."""
+        if not self.lay.use_peephole:
+            return
+        k = self.early - 1                                 # slots before the cell gate
+        full = lambda a, shape: np.ascontiguousarray(np.broadcast_to(a, shape))  # noqa: E731
+        self.peep_if = full(np.stack([p.peephole for p in params[:k]])[:, None, :], (k, b, n))
+        self.peep_o = full(params[-1].peephole, (b, n))
+        scale = lambda ps, i: np.array([p.scale_peephole[i] for p in ps])[:, None, None]  # noqa
+        self.rescale_peep_if = Rescale((k, b, n), scale(params[:k], 0), scale(params[:k], 1))
+        self.rescale_peep_o = Rescale((b, n), *params[-1].scale_peephole)
+        self.c_if = np.zeros((k, b, n), np.int64)
+
+    def _layer_norm(self, params: list[GateParams]) -> None:
+        """Stacked layer-norm weights, biases, scales and variance guards."""
+        self.ln = None
+        if not self.lay.use_layer_norm:
+            return
+        col = lambda f: np.array([f(p) for p in params])[:, None, None]     # noqa: E731
+        self.ln = (np.stack([p.ln_weight for p in params])[:, None, :],
+                   np.stack([p.ln_bias for p in params])[:, None, :],
+                   (col(lambda p: p.ln_scale[0]), col(lambda p: p.ln_scale[1])),
+                   col(lambda p: p.variance_guard))
+
+    def _normalize(self, acc: np.ndarray, j: slice) -> None:
+        """Integer layer norm of gates ``j`` in place."""
+        w, b, (m, s), guard = self.ln
+        acc[j] = layer_norm(acc[j], w[j], b[j], (m[j], s[j]), guard[j])
 
     def _projection(self, b: int) -> None:
         lstm = self.lstm
@@ -661,6 +647,8 @@ class Int8LstmLoop:
         for k, acc_x in enumerate(self.rows):
             self._gates(acc_x)
             self._cell()
+            if self.lay.use_peephole:
+                self._output_gate()
             self._hidden()
             np.copyto(out[k], self.h, casting="unsafe")
         np.copyto(h_var.reshape(self.h.shape), self.h, casting="unsafe")
@@ -675,8 +663,31 @@ class Int8LstmLoop:
         self.rescale_rec(acc)
         np.add(acc, acc_x, out=acc)
         _clamp(acc, *_I16)
-        np.add(acc, self.offsets, out=acc)
-        np.take(self.table, acc, out=self.act, mode="clip")
+        if self.lay.use_peephole:                          # i, f see the previous cell
+            k = self.early - 1
+            np.copyto(self.c_if, self.c)
+            np.multiply(self.c_if, self.peep_if, out=self.c_if)
+            self.rescale_peep_if(self.c_if)
+            np.add(acc[:k], self.c_if, out=acc[:k])
+            _clamp(acc[:k], *_I16)
+        early = slice(0, self.early)
+        if self.ln is not None:
+            self._normalize(acc, early)
+        np.add(acc[early], self.offsets[early], out=acc[early])
+        np.take(self.table, acc[early], out=self.act[early], mode="clip")
+
+    def _output_gate(self) -> None:
+        """With peepholes: the output gate sees the new cell state."""
+        acc, o, t1 = self.acc, self.acc[-1], self.t1
+        np.multiply(self.c, self.peep_o, out=t1)
+        self.rescale_peep_o(t1)
+        np.add(o, t1, out=o)
+        _clamp(o, *_I16)
+        last = slice(len(acc) - 1, len(acc))
+        if self.ln is not None:
+            self._normalize(acc, last)
+        np.add(o, self.offsets[-1], out=o)
+        np.take(self.table, o, out=self.act[-1], mode="clip")
 
     def _cell(self) -> None:
         """c = clamp(rdbpot(f c, 15) + rdbpot(i g, 30 + cell_shift)); both terms fit
@@ -730,24 +741,9 @@ def prepare_int8_lstm(ctx: OpContext) -> Prepared:
     if ctx.options.fused_activation_function != "TANH":
         ctx.fail(f"integer LSTM activation {ctx.options.fused_activation_function} is not "
                  "supported (the integer kernel always uses TANH)")
-    lstm = Int8Lstm(ctx, lay)
-    if not (lay.use_peephole or lay.use_layer_norm):
-        loop = Int8LstmLoop(lstm)
-
-        def run_loop(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-            loop.run(steps(ins[INPUT], lay.time_major), steps(outs[0], lay.time_major),
-                     ins[OUTPUT_STATE], ins[CELL_STATE])
-        return ctx.done(run_loop, lay.output_shape, scratch_bytes=loop.scratch_bytes)
+    loop = Int8LstmLoop(Int8Lstm(ctx, lay))
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        xs = steps(ins[INPUT], lay.time_major).astype(np.int64)
-        out = steps(outs[0], lay.time_major)
-        h_var, c_var = ins[OUTPUT_STATE], ins[CELL_STATE]
-        h = h_var.reshape(lay.n_batch, lay.n_output).astype(np.int64)
-        c = c_var.reshape(lay.n_batch, lay.n_cell).astype(np.int64)
-        for t in range(lay.max_time):
-            h, c = lstm.step(xs[t], h, c)
-            out[t] = h
-        h_var[...] = h.reshape(h_var.shape)
-        c_var[...] = c.reshape(c_var.shape)
-    return ctx.done(run, lay.output_shape)
+        loop.run(steps(ins[INPUT], lay.time_major), steps(outs[0], lay.time_major),
+                 ins[OUTPUT_STATE], ins[CELL_STATE])
+    return ctx.done(run, lay.output_shape, scratch_bytes=loop.scratch_bytes)
