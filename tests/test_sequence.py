@@ -138,6 +138,15 @@ def test_lstm_full_kernel(name: str) -> None:
     check_invokes(lstm_model("LSTM", n_output=n_output, cell_clip=0.5, **parts), invokes=4)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("name", ["plain", "cifg_peephole", "everything"])
+def test_unidirectional_lstm_diagonal_recurrent(name: str, batch: int) -> None:
+    """diagonal_recurrent_tensors: the recurrent weights are per-cell vectors
+    (an elementwise product instead of a matmul)."""
+    check_invokes(lstm_model(diagonal=True, batch=batch, cell_clip=0.4, **PARTS[name]),
+                  invokes=3)
+
+
 def test_lstm_state_carries_across_invokes() -> None:
     """The same input twice gives different outputs (the state moved) until a reset."""
     model = lstm_model(batch=1, time=2)
