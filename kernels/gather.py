@@ -83,6 +83,15 @@ def prepare_gather(ctx: OpContext) -> Prepared:
     n = params.shape[axis]
     shape = params.shape[:axis] + indices.shape[batch_dims:] + params.shape[axis + 1:]
     where = ctx.where()
+    if batch_dims == 0 and indices.rank == 0:
+        lead = (slice(None),) * axis
+
+        def run_one(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+            i = int(ins[1])                 # one index (a loop counter): a plain copy
+            if not 0 <= i < n:
+                check_index_range(where, ins[1], n)
+            np.copyto(outs[0], ins[0][lead + (i,)])
+        return ctx.done(run_one, shape)
     if batch_dims == 0:
         def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
             check_index_range(where, ins[1], n)

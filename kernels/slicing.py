@@ -45,6 +45,22 @@ def _memo(plan: Callable[..., Plan]) -> Callable[..., Plan]:
     return cached
 
 
+def _prepare_sliced(ctx: OpContext, plan: Callable[..., Plan],
+                    values: list[np.ndarray | None], positions: list[int]) -> Prepared:
+    """Like ``prepare_planned``, but with computed index values the plan is
+    looked up by their bytes as given (no int64 conversion at every run)."""
+    if all(v is not None for v in values):
+        return prepare_planned(ctx, plan, values, positions)
+    cached, dtype = _memo(plan), ctx.outputs[0].dtype
+
+    def run(ins: Arrays, outs: Arrays) -> list:
+        made = cached(*(v if v is not None else ins[p] for v, p in zip(values, positions)))
+        fresh = [np.empty(made.shapes[0], dtype)]
+        made.write(ins, fresh)
+        return fresh
+    return ctx.done(run, None)
+
+
 # -- SLICE -----------------------------------------------------------------------
 @register("SLICE", versions=(1, 8), types=SLICE_TYPES)
 def prepare_slice(ctx: OpContext) -> Prepared:
@@ -63,7 +79,7 @@ def prepare_slice(ctx: OpContext) -> Prepared:
                       for i, (b, s, d) in enumerate(zip(begin.tolist(), size.tolist(), x.shape)))
         shape = tuple(s.stop - s.start for s in index)
         return Plan([shape], copy_view(lambda a: a[index]))
-    return prepare_planned(ctx, _memo(plan), [begin, size], [1, 2])
+    return _prepare_sliced(ctx, plan, [begin, size], [1, 2])
 
 
 def _slice_axis(ctx: OpContext, axis: int, begin: int, size: int, dim: int) -> slice:
@@ -249,7 +265,7 @@ def prepare_strided_slice(ctx: OpContext) -> Prepared:
     begin, end, strides = values
     if ctx.options.offset and begin is None and end is not None and strides is not None:
         return _offset_dynamic_begin(ctx, x.shape, end, strides)
-    return prepare_planned(ctx, _memo(_strided_plan(ctx)), values, [1, 2, 3])
+    return _prepare_sliced(ctx, _strided_plan(ctx), values, [1, 2, 3])
 
 
 def _offset_dynamic_begin(ctx: OpContext, in_shape: Shape, end: np.ndarray,
