@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 import edgeplex
 from edgeplex import ModelError, UnsupportedOpError
-from edgeplex.kernels.qsequence import logistic16, tanh16
+from edgeplex.kernels.qsequence import Rescale, logistic16, tanh16
+from edgeplex.kernels.quant_math import multiply_by_quantized_multiplier
 
 from fixture_ops import fixture, op_indices, single_op_model
 from lstm_models import LstmSpec, int8_lstm, run_sequence
@@ -171,3 +172,19 @@ def test_int8_lstm_invoke_does_not_allocate(parts: dict[str, Any]) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 8192
+
+
+def test_rescale_equals_multiply_by_quantized_multiplier() -> None:
+    """The loop's 7-call in-place rescale is TFLite's MultiplyByQuantizedMultiplier
+    bit for bit: any int32 input, scalar or per-element multipliers of either sign,
+    left and right shifts (the left shift wraps in int32)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(-2**31, 2**31, 4000).astype(np.int64)
+    x[:9] = [0, 1, -1, 2**31 - 1, -2**31, 2**30, -2**30, 3, -3]
+    for _ in range(20):
+        per_element = (rng.integers(-2**31 + 1, 2**31, x.size), rng.integers(-31, 8, x.size))
+        scalar = (int(rng.integers(-2**31 + 1, 2**31)), int(rng.integers(-31, 8)))
+        for m, s in (per_element, scalar, (scalar[0], 0)):
+            got = x.copy()
+            Rescale(x.shape, m, s)(got)
+            np.testing.assert_array_equal(got, multiply_by_quantized_multiplier(x, m, s))
