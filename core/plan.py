@@ -391,20 +391,25 @@ def _store_outputs(values: list[Any], outputs: Sequence[int], call: Callable[[],
 class _DynamicCall:
     """Runs an op whose input shapes are only known during invoke."""
 
+    #: prepared ops kept per op, one per set of input shapes (a WHILE body's
+    #: shapes may change every iteration and repeat every invoke)
+    CACHE_SIZE = 64
+
     def __init__(self, plan: SubgraphPlan, op: Operator) -> None:
         self.plan, self.op = plan, op
-        self.key: tuple | None = None
-        self.prepared: Prepared | None = None
+        self.cache: dict[tuple, Prepared] = {}
 
     def __call__(self) -> None:
         values, op = self.plan.values, self.op
         ins = [None if t < 0 else values[t] for t in op.inputs]
         key = tuple(None if a is None else a.shape for a in ins)
-        if key != self.key:
+        prepared = self.cache.get(key)
+        if prepared is None:
             shapes = {t: a.shape for t, a in zip(op.inputs, ins) if a is not None}
-            self.prepared = self.plan.resolver.prepare(self.plan._context(op, shapes))
-            self.key = key
-        prepared = self.prepared
+            prepared = self.plan.resolver.prepare(self.plan._context(op, shapes))
+            if len(self.cache) >= self.CACHE_SIZE:
+                self.cache.clear()
+            self.cache[key] = prepared
         outs = [None if s is None else np.empty(s, self.plan.sg.tensors[t].dtype)
                 for t, s in zip(op.outputs, prepared.output_shapes)]
         produced = prepared.run(ins, outs)

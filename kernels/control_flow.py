@@ -90,6 +90,34 @@ def _inputs(ctx: OpContext, first: int = 0) -> list[TensorSpec]:
     return [ctx.input(i) for i in range(first, len(ctx.inputs))]
 
 
+class _Call:
+    """Runs a subgraph on arrays like its SubgraphRunner, cheaper per call: plans
+    are looked up by the arrays' shapes in a local table and only the inputs the
+    subgraph reads are copied in. Returns views of the plan's outputs."""
+
+    def __init__(self, runner: Any) -> None:
+        sg = runner.subgraph
+        self.runner, self.outputs = runner, sg.outputs
+        self.inputs = [(t, _read(sg, t)) for t in sg.inputs]
+        self.plans: dict[tuple, Any] = {}
+
+    def reset_variables(self) -> None:
+        """As SubgraphRunner.reset_variables."""
+        self.runner.reset_variables()
+
+    def __call__(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        key = tuple(a.shape for a in arrays)
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self.plans[key] = self.runner.plan(key)
+        values = plan.values
+        for (t, read), a in zip(self.inputs, arrays):
+            if read:
+                np.copyto(values[t], a, casting="unsafe")
+        plan.run()
+        return [values[t] for t in self.outputs]
+
+
 def _copies(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.array(a, copy=True) for a in arrays]
 
@@ -128,8 +156,10 @@ def prepare_while(ctx: OpContext) -> Prepared:
     body_shapes = body.output_shapes(shapes)
     test = _cond_test(ctx, cond_sg)
     if body_shapes == shapes:
-        return ctx.done(_static_loop(test, cond, body), *shapes)
-    return ctx.done(_dynamic_loop(test, cond, body), *([None] * n))
+        return ctx.done(_static_loop(test, cond, body, shapes), *shapes)
+    permuted = any(t in body_sg.inputs and t != body_sg.inputs[k]
+                   for k, t in enumerate(body_sg.outputs))
+    return ctx.done(_dynamic_loop(test, _Call(cond), _Call(body), permuted), *([None] * n))
 
 
 def _check_loop_types(ctx: OpContext, specs: Sequence[TensorSpec]) -> None:
@@ -163,28 +193,74 @@ def _cond_test(ctx: OpContext, sg: Subgraph) -> Callable[[list[np.ndarray]], boo
     return test
 
 
-def _static_loop(test: Callable[[list[np.ndarray]], bool], cond: Runner, body: Runner
-                 ) -> Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], None]:
-    """Loop in the op's output buffers: every shape stays the same."""
+def _static_loop(test: Callable[[list[np.ndarray]], bool], cond: Any, body: Any,
+                 shapes: list[Shape]) -> Callable[[Sequence[np.ndarray], Sequence[np.ndarray]],
+                                                  None]:
+    """Loop on the called subgraphs' own buffers: every shape stays the same.
+
+    The cond and body plans for these shapes are bound once: an iteration
+    copies into the cond only the values it reads, runs it, copies each body
+    output that is not a pass-through of its own input straight into the body's
+    input buffer, and runs the body. Body outputs that are other body inputs
+    (permuted loop values) go through the op's outputs instead, so no value is
+    overwritten before it is read.
+    """
+    cond_plan, body_plan = cond.plan(shapes), body.plan(shapes)
+    c_sg, b_sg = cond_plan.sg, body_plan.sg
+    c_vals, b_vals = cond_plan.values, body_plan.values
+    c_ins = [(k, c_vals[t]) for k, t in enumerate(c_sg.inputs) if _read(c_sg, t)]
+    b_ins = [b_vals[t] for t in b_sg.inputs]
+    moving = [(k, t) for k, t in enumerate(b_sg.outputs) if t != b_sg.inputs[k]]
+    permuted = any(t in b_sg.inputs for _, t in moving)
+    c_out, b_sg_out = c_sg.outputs[0], b_sg.outputs
+
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         _fresh_variables(cond, body)
-        for out, x in zip(outs, ins):
+        for dst, x in zip(b_ins, ins):
+            np.copyto(dst, x)
+        while True:
+            for k, dst in c_ins:
+                np.copyto(dst, b_ins[k])
+            cond_plan.run()
+            if not test([c_vals[c_out]]):
+                break
+            body_plan.run()
+            if permuted:
+                for out, t in zip(outs, b_sg_out):
+                    np.copyto(out, b_vals[t])
+                for dst, out in zip(b_ins, outs):
+                    np.copyto(dst, out)
+            else:
+                for k, t in moving:
+                    np.copyto(b_ins[k], b_vals[t])
+        for out, x in zip(outs, b_ins):
             np.copyto(out, x)
-        while test(cond(outs)):
-            for out, y in zip(outs, body(outs)):
-                np.copyto(out, y)
     return run
 
 
-def _dynamic_loop(test: Callable[[list[np.ndarray]], bool], cond: Runner, body: Runner
+def _read(sg: Subgraph, t: int) -> bool:
+    """Whether tensor ``t`` of ``sg`` is read by an op or is an output."""
+    return t in sg.outputs or any(t in op.inputs for op in sg.operators)
+
+
+def _dynamic_loop(test: Callable[[list[np.ndarray]], bool], cond: Runner, body: Runner,
+                  permuted: bool
                   ) -> Callable[[Sequence[np.ndarray], Sequence[Any]], list[np.ndarray]]:
-    """Loop on fresh copies: the body may change shapes, so outputs are data-dependent."""
+    """Loop where the body may change shapes, so outputs are data-dependent.
+
+    The loop values are the body's output views, each consumed (copied into
+    the cond's and the body's input buffers) before the body runs again, so
+    they are copied only at the end, or every iteration when some body output
+    is another body input (copying those views in order would clobber them).
+    """
     def run(ins: Sequence[np.ndarray], outs: Sequence[Any]) -> list[np.ndarray]:
         _fresh_variables(cond, body)
-        values = _copies(ins)
+        values = list(ins)
         while test(cond(values)):
-            values = _copies(body(values))
-        return values
+            values = body(values)
+            if permuted:
+                values = _copies(values)
+        return _copies(values)
     return run
 
 
@@ -210,17 +286,29 @@ def prepare_if(ctx: OpContext) -> Prepared:
     shapes = [s.shape for s in specs]
     then_shapes, else_shapes = (b.output_shapes(shapes) for b in branches)
     if then_shapes == else_shapes and None not in then_shapes:
-        return ctx.done(_static_branch(*branches), *then_shapes)
-    return ctx.done(_dynamic_branch(*branches), *([None] * len(ctx.outputs)))
+        return ctx.done(_static_branch(*branches, shapes), *then_shapes)
+    return ctx.done(_dynamic_branch(*(_Call(b) for b in branches)),
+                    *([None] * len(ctx.outputs)))
 
 
-def _static_branch(then: Runner, other: Runner
+def _static_branch(then: Any, other: Any, shapes: list[Shape]
                    ) -> Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], None]:
+    """Both branches' plans for these shapes, bound once; a run copies in only
+    the inputs the chosen branch reads."""
+    bound = []
+    for runner in (then, other):
+        plan = runner.plan(shapes)
+        ins = [(k, plan.values[t]) for k, t in enumerate(plan.sg.inputs) if _read(plan.sg, t)]
+        bound.append((runner, plan, ins, plan.sg.outputs))
+
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        branch = then if ins[0].reshape(-1)[0] else other
-        _fresh_variables(branch)
-        for out, y in zip(outs, branch(ins[1:])):
-            np.copyto(out, y)
+        runner, plan, inputs, results = bound[0] if ins[0].reshape(-1)[0] else bound[1]
+        _fresh_variables(runner)
+        for k, dst in inputs:
+            np.copyto(dst, ins[k + 1])
+        plan.run()
+        for out, t in zip(outs, results):
+            np.copyto(out, plan.values[t])
     return run
 
 

@@ -20,6 +20,7 @@ DATA_TYPES = frozenset({"FLOAT32", "FLOAT16", "INT8", "UINT8", "INT16", "INT32",
                         "BOOL"})
 SCATTER_TYPES = frozenset({"FLOAT32", "INT8", "UINT8", "INT32", "INT64", "BOOL"})
 INDEX_TYPES = ("INT16", "INT32", "INT64")
+_UNSIGNED = {np.dtype(t): np.dtype(t.replace("int", "uint")) for t in ("int16", "int32", "int64")}
 
 
 def check_index_range(where: str, index: np.ndarray, limit: int | np.ndarray,
@@ -31,6 +32,11 @@ def check_index_range(where: str, index: np.ndarray, limit: int | np.ndarray,
     """
     if index.size == 0:
         return
+    unsigned = _UNSIGNED.get(index.dtype)
+    if unsigned is not None and isinstance(limit, int):
+        # one reduction: negative indices are huge when read as unsigned
+        if np.maximum.reduce(index.view(unsigned), axis=None) < limit:
+            return
     bad = (index < 0) | (index >= limit)
     if bad.any():
         pos = np.unravel_index(int(np.argmax(bad)), bad.shape)
@@ -77,6 +83,15 @@ def prepare_gather(ctx: OpContext) -> Prepared:
     n = params.shape[axis]
     shape = params.shape[:axis] + indices.shape[batch_dims:] + params.shape[axis + 1:]
     where = ctx.where()
+    if batch_dims == 0 and indices.rank == 0:
+        lead = (slice(None),) * axis
+
+        def run_one(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+            i = int(ins[1])                 # one index (a loop counter): a plain copy
+            if not 0 <= i < n:
+                check_index_range(where, ins[1], n)
+            np.copyto(outs[0], ins[0][lead + (i,)])
+        return ctx.done(run_one, shape)
     if batch_dims == 0:
         def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
             check_index_range(where, ins[1], n)

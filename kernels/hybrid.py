@@ -406,7 +406,15 @@ def _hybrid_matrix(ctx: OpContext, w: TensorSpec) -> tuple[np.ndarray, F32, np.n
 
 
 class HybridLstm:
-    """LiteRT's LstmStepHybrid over a whole batch (rows are independent)."""
+    """LiteRT's LstmStepHybrid over a whole batch (rows are independent).
+
+    Every elementwise float32 operation of LiteRT's step is kept, in the same
+    order and dtype; the speed comes from doing each one for all gates (and,
+    for the input, all time steps) at once: the input is quantized and
+    multiplied for the whole sequence in one go, and a step quantizes the
+    output state once and runs one matmul for every gate. Gate-major arrays
+    (G, B, n) keep each gate's values contiguous.
+    """
 
     def __init__(self, ctx: OpContext, lay: "LstmLayout") -> None:
         from .qsequence import PROJECTION_BIAS, PROJECTION_WEIGHTS
@@ -420,44 +428,70 @@ class HybridLstm:
         if lay.use_projection:
             self.proj = _hybrid_matrix(ctx, ctx.input(PROJECTION_WEIGHTS))
             self.proj_bias = float_bias(ctx, ctx.optional_input(PROJECTION_BIAS), lay.n_output)
+        self._stack()
 
-    def step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray, skip_rows: bool
-             ) -> tuple[np.ndarray, np.ndarray]:
-        """One time step: (new output state, new cell state), float32 [B, n]."""
-        xq = self._quantized(x, skip_rows)
-        hq = self._quantized(h, skip_rows)
-        gates = {g: self._gate(g, xq, hq, c, _sigmoid if g != 2 else self.act)
-                 for g in self.lay.gates() if g != 3}
-        c = self._update_cell(c, gates)
-        o = self._gate(3, xq, hq, c, _sigmoid)
-        return self._output(c, o, skip_rows), c
+    def _stack(self) -> None:
+        """Per-gate parameters stacked gate-major: weights (G, K, n), the rest
+        (G, 1, n) or (G, 1, 1) to broadcast over (G, B, n)."""
+        ps = [self.gates[g] for g in self.lay.gates()]
+        self.slot = {g: j for j, g in enumerate(self.lay.gates())}
+        ftype = np.result_type(*(p.w_in.dtype for p in ps), *(p.w_rec.dtype for p in ps))
+        stack = lambda f: np.stack([f(p) for p in ps])              # noqa: E731
+        self.w_in = stack(lambda p: p.w_in).astype(ftype)            # (G, I, n)
+        self.w_rec = stack(lambda p: p.w_rec).astype(ftype)          # (G, O, n)
+        self.rs_in, self.rs_rec = (stack(f)[:, None, :] for f in (lambda p: p.rs_in,
+                                                                  lambda p: p.rs_rec))
+        self.s_in, self.s_rec = (stack(f).astype(F32)[:, None, None]
+                                 for f in (lambda p: p.s_in, lambda p: p.s_rec))
+        self.bias = stack(lambda p: p.bias)[:, None, :]
+        self.ln = stack(lambda p: p.ln)[:, None, :] if self.lay.use_layer_norm else None
 
-    def _quantized(self, v: np.ndarray, skip_rows: bool) -> tuple:
-        """(q, scale, zero point, rows to use) of one quantized operand."""
-        live = v.any(axis=1) if skip_rows else np.full(len(v), v.any())
-        q, sf, zp = _quantize(v, self.asym)
-        return q, sf, zp, live
+    def run(self, xs: np.ndarray, h: np.ndarray, c: np.ndarray, skip_rows: bool
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """Time-major float ``xs`` (T, B, I) from states h, c: (outputs (T, B, O),
+        final h, final c)."""
+        lay = self.lay
+        t_len, b = xs.shape[:2]
+        xq = _quantized(xs.reshape(t_len * b, -1), self.asym, skip_rows, b)
+        start = np.zeros((len(self.slot), b, lay.n_cell), F32) if self.ln is not None \
+            else np.broadcast_to(self.bias, (len(self.slot), b, lay.n_cell))
+        pre_x = _accumulate_gates(start, xq, self.w_in, self.s_in, self.rs_in, t_len)
+        out = np.empty((t_len, b, lay.n_output), F32)
+        for t in range(t_len):
+            hq = _quantized(h, self.asym, skip_rows, b)
+            pre = _accumulate_gates(pre_x[t], hq, self.w_rec, self.s_rec, self.rs_rec, 1)[0]
+            c = self._cell(pre, c)
+            h = out[t] = self._output(c, self._output_gate(pre, c), skip_rows)
+        return out, h, c
 
-    def _gate(self, g: int, xq: tuple, hq: tuple, c: np.ndarray,
-              act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        p = self.gates[g]
-        gate = np.zeros_like(c) if p.ln is not None else np.broadcast_to(p.bias, c.shape)
-        gate = _hybrid_accumulate(gate, xq, p.w_in, p.s_in, p.rs_in)
-        gate = _hybrid_accumulate(gate, hq, p.w_rec, p.s_rec, p.rs_rec)
-        if p.peephole is not None:
-            gate = (gate + p.peephole * c).astype(F32)
-        if p.ln is not None:
-            gate = (_mean_stddev_normalize(gate) * p.ln + p.bias).astype(F32)
-        return act(gate).astype(F32)
+    def _gate_post(self, pre: np.ndarray, j: slice, c: np.ndarray | None) -> np.ndarray:
+        """Peephole (with ``c``) and layer norm of gates ``j`` of ``pre`` (k, B, n)."""
+        gate = pre[j]
+        if c is not None:
+            gate = (gate + self.peep[j] * c).astype(F32)
+        if self.ln is not None:
+            gate = (_mean_stddev_normalize(gate) * self.ln[j] + self.bias[j]).astype(F32)
+        return gate
 
-    def _update_cell(self, c: np.ndarray, gates: dict[int, np.ndarray]) -> np.ndarray:
-        forget = gates[1]
-        other = (F32(1) - forget) if self.lay.use_cifg else gates[0]
+    def _cell(self, pre: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Input, forget and cell gates, then the new cell state."""
+        slot = self.slot
+        lo = slot[1] if self.lay.use_cifg else slot[0]               # i (or f) .. f
+        sig = _sigmoid(self._gate_post(pre, slice(lo, slot[1] + 1),
+                                       c if self.lay.use_peephole else None))
+        g = self.act(self._gate_post(pre, slice(slot[2], slot[2] + 1), None)[0]).astype(F32)
+        forget = sig[-1]
+        other = (F32(1) - forget) if self.lay.use_cifg else sig[0]
         c = (forget * c).astype(F32)
-        c = (c + gates[2] * other).astype(F32)
+        c = (c + g * other).astype(F32)
         if self.cell_clip > 0:
             c = np.clip(c, -self.cell_clip, self.cell_clip)
         return c
+
+    def _output_gate(self, pre: np.ndarray, c: np.ndarray) -> np.ndarray:
+        j = self.slot[3]
+        return _sigmoid(self._gate_post(pre, slice(j, j + 1),
+                                        c if self.lay.use_peephole else None)[0])
 
     def _output(self, c: np.ndarray, o: np.ndarray, skip_rows: bool) -> np.ndarray:
         hidden = (o * self.act(c)).astype(F32)
@@ -465,10 +499,45 @@ class HybridLstm:
             return hidden
         w, s, rs = self.proj
         out = np.broadcast_to(self.proj_bias, (len(c), self.lay.n_output)).astype(F32)
-        out = _hybrid_accumulate(out, self._quantized(hidden, skip_rows), w, s, rs)
+        out = _hybrid_accumulate(out, _quantized(hidden, self.asym, skip_rows, len(c)),
+                                 w, s, rs)
         if self.proj_clip > 0:
             out = np.clip(out, -self.proj_clip, self.proj_clip)
         return out
+
+    @property
+    def peep(self) -> np.ndarray:
+        """Peephole weights stacked like the gates (zeros for the cell gate)."""
+        if not hasattr(self, "_peep"):
+            n = self.lay.n_cell
+            self._peep = np.stack([self.gates[g].peephole if self.gates[g].peephole is not None
+                                   else np.zeros(n, F32) for g in self.lay.gates()])[:, None, :]
+        return self._peep
+
+
+def _quantized(v: np.ndarray, asym: bool, skip_rows: bool, batch: int) -> tuple:
+    """(q, scale, zero point, rows to use) of rows ``v`` (steps x batch rows): LiteRT
+    skips an all-zero row, or with ``skip_rows`` False a step's all-zero batch."""
+    if skip_rows:
+        live = v.any(axis=1)
+    else:
+        live = np.repeat(v.reshape(-1, batch * v.shape[1]).any(axis=1), batch)
+    q, sf, zp = _quantize(v, asym)
+    return q, sf, zp, live
+
+
+def _accumulate_gates(acc: np.ndarray, vq: tuple, w: np.ndarray, scale: np.ndarray,
+                      row_sums: np.ndarray, steps: int) -> np.ndarray:
+    """acc + (q @ w - zp * row_sums) * (row scale * weight scale) for every gate on
+    live rows: (steps, G, B, n) from rows (steps * B, K) and weights (G, K, n)."""
+    q, sf, zp, live = vq
+    g, k, n = w.shape
+    b = len(sf) // steps
+    dot = np.matmul(q.astype(w.dtype).reshape(steps, 1, b, k), w).astype(np.int64)
+    dot -= zp.reshape(steps, 1, b, 1) * row_sums
+    factor = (sf.reshape(steps, 1, b, 1) * scale).astype(F32)
+    total = (acc + dot.astype(F32) * factor).astype(F32)
+    return np.where(live.reshape(steps, 1, b, 1), total, acc)
 
 
 def _hybrid_accumulate(acc: np.ndarray, vq: tuple, w: np.ndarray, scale: F32,
@@ -509,14 +578,11 @@ def prepare_hybrid_lstm(ctx: OpContext) -> Prepared:
     skip_rows = not lay.time_major
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        xs = steps(ins[INPUT], lay.time_major)
-        out = steps(outs[0], lay.time_major)
         h_var, c_var = ins[OUTPUT_STATE], ins[CELL_STATE]
         h = h_var.reshape(lay.n_batch, lay.n_output).astype(F32)
         c = c_var.reshape(lay.n_batch, lay.n_cell).astype(F32)
-        for t in range(lay.max_time):
-            h, c = lstm.step(xs[t], h, c, skip_rows)
-            out[t] = h
+        out, h, c = lstm.run(steps(ins[INPUT], lay.time_major), h, c, skip_rows)
+        np.copyto(steps(outs[0], lay.time_major), out)
         h_var[...] = h.reshape(h_var.shape)
         c_var[...] = c.reshape(c_var.shape)
     return ctx.done(run, lay.output_shape)

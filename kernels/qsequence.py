@@ -15,12 +15,20 @@ double arithmetic; each time step then repeats lstm_eval.cc's integer steps
 and tanh, integer cell update and hidden-state requantization) vectorized
 over the batch and the cells. The Python loop runs over time steps only.
 
+Speed: the fixed-point sigmoid and tanh of an int16 input are read from
+tables of all 65536 inputs, computed once per process with the functions
+below (bit-exact by construction). :class:`Int8LstmLoop` computes every
+step's input contributions at once and runs each step on preallocated
+gate-major buffers (one matmul, one rescale and one table lookup for all
+gates).
+
 The LSTM input layout helpers here are shared with the hybrid LSTM kernel.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from functools import lru_cache
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -415,56 +423,6 @@ class Int8Lstm:
         self.cell_clip = int(np.clip(cc / F32(c_scale), -32768, 32767)) if cc > 0 else 0
         self.proj_clip = int(np.clip(pc / F32(out_scale), -128, 127)) if pc > 0 else 0
 
-    # -- one time step -----------------------------------------------------------------
-    def step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(new output state int8 values, new cell state int16 values), as int64."""
-        gates = {g: self._gate_value(g, x, h, c) for g in self.lay.gates() if g != 3}
-        c = self._update_cell(c, gates)
-        o = self._gate_value(3, x, h, c)
-        return self._output(c, o), c
-
-    def _gate_value(self, g: int, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> np.ndarray:
-        p = self.gate[g]
-        acc = _accumulate(x, p.w_in, p.bias_in, p.scale_in, np.zeros(c.shape, np.int64))
-        acc = _accumulate(h, p.w_rec, p.bias_rec, p.scale_rec, acc)
-        if p.peephole is not None:
-            prod = multiply_by_quantized_multiplier(p.peephole * c, *p.scale_peephole)
-            acc = np.clip(prod + acc, I16_MIN, I16_MAX)
-        if p.ln_weight is not None:
-            acc = layer_norm(acc, p.ln_weight, p.ln_bias, p.ln_scale, p.variance_guard)
-        return tanh16(acc, 3) if g == 2 else logistic16(acc, 3)
-
-    def _update_cell(self, c: np.ndarray, gates: dict[int, np.ndarray]) -> np.ndarray:
-        forget = gates[1]
-        c = wrap(rdbpot(forget * c, 15), 16)
-        first = wrap(I16_MAX - forget, 16) if self.lay.use_cifg else gates[0]
-        update = wrap(rdbpot(first * gates[2], 30 + self.cell_shift), 16)
-        c = np.clip(c + update, I16_MIN, I16_MAX)
-        if self.cell_clip > 0:
-            c = np.clip(c, -self.cell_clip, self.cell_clip)
-        return c
-
-    def _output(self, c: np.ndarray, o: np.ndarray) -> np.ndarray:
-        t = tanh16(c, 15 + self.cell_shift)
-        zp = -self.hidden_zp if self.proj is not None else self.hidden_zp
-        hidden = multiply_by_quantized_multiplier(o * t, *self.hidden_scale) + zp
-        hidden = np.clip(hidden, -128, 127)
-        if self.proj is None:
-            return hidden
-        acc = (hidden.astype(self.proj.dtype) @ self.proj).astype(np.int64) + self.proj_bias
-        out = np.clip(multiply_by_quantized_multiplier(acc, *self.proj_scale) + self.h_zp,
-                      -128, 127)
-        if self.proj_clip > 0:
-            out = np.clip(out, -self.proj_clip, self.proj_clip)
-        return out
-
-
-def _accumulate(v: np.ndarray, w: np.ndarray, bias: np.ndarray, scale: tuple[int, int],
-                acc: np.ndarray) -> np.ndarray:
-    """TFLite's int8 x int8 -> int16 MatrixBatchVectorMultiplyAccumulate."""
-    dot = (v.astype(w.dtype) @ w).astype(np.int64) + bias
-    return np.clip(multiply_by_quantized_multiplier(dot, *scale) + acc, I16_MIN, I16_MAX)
-
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, scale: tuple[int, int],
                variance_guard: int) -> np.ndarray:
@@ -484,6 +442,297 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, scale: tuple
     return np.clip(val5, I16_MIN, I16_MAX)
 
 
+# -- speed: lookup tables and a preallocated time loop -----------------------------------------
+@lru_cache(maxsize=None)
+def activation_table(kind: str, int_bits: int) -> np.ndarray:
+    """``logistic16`` or ``tanh16`` of every int16 input (index: value + 32768) as a
+    read-only int64 table: one ``np.take`` replaces ~100 numpy calls, bit for bit."""
+    x = np.arange(I16_MIN, I16_MAX + 1, dtype=np.int64)
+    table = (logistic16 if kind == "logistic" else tanh16)(x, int_bits)
+    table.flags.writeable = False
+    return table
+
+
+@lru_cache(maxsize=None)
+def _gate_table() -> np.ndarray:
+    """Gate nonlinearities in one table: logistic(Q3.12) at 0, tanh(Q3.12) at 65536."""
+    table = np.concatenate([activation_table("logistic", 3), activation_table("tanh", 3)])
+    table.flags.writeable = False
+    return table
+
+
+def _i64(value: int) -> np.ndarray:
+    return np.array(value, np.int64)
+
+
+class Rescale:
+    """In-place ``multiply_by_quantized_multiplier`` (double rounding) of int64 arrays of
+    one shape, allocation-free; (multiplier, shift) per element or scalar.
+
+    SaturatingRoundingDoublingHighMul is ``(x * m + 2**30) >> 31`` (an
+    arithmetic shift floors, which equals gemmlowp's nudge-and-truncate for
+    either sign of x * m; it saturates only for x = m = -2**31, and
+    QuantizeMultiplier never gives m = -2**31) and RoundingDivideByPOT is
+    ``(y + 2**(e-1) - (y < 0)) >> e``: 7 numpy calls instead of ~20.
+    """
+
+    def __init__(self, shape: tuple[int, ...], multiplier: Any, shift: Any) -> None:
+        m, s = (np.asarray(a, np.int64) for a in (multiplier, shift))
+        scalar = m.ndim == 0 and s.ndim == 0
+        full = (lambda a: _i64(int(a))) if scalar else \
+            (lambda a: np.ascontiguousarray(np.broadcast_to(a, shape)))   # noqa: E731
+        left, right = np.maximum(s, 0), np.maximum(-s, 0)
+        self.m, self.right = full(m), full(right)
+        self.left = full(left) if left.any() else None
+        self.half = full((np.int64(1) << right) >> 1)
+        self.keep_sign = None if (right > 0).all() else full(np.where(right > 0, -1, 0))
+        self.sign = np.zeros(shape, np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the per-element parameters and scratch."""
+        return sum(a.nbytes for a in (self.m, self.right, self.left, self.half, self.keep_sign,
+                                      self.sign) if a is not None)
+
+    def __call__(self, x: np.ndarray) -> None:
+        if self.left is not None:              # x << left, wrapped to int32 like C++
+            np.left_shift(x, self.left, out=x)
+            np.add(x, _TWO31, out=x)
+            np.bitwise_and(x, _MASK32, out=x)
+            np.subtract(x, _TWO31, out=x)
+        np.multiply(x, self.m, out=x)
+        np.add(x, _TWO30, out=x)
+        np.right_shift(x, _31, out=x)
+        np.right_shift(x, _63, out=self.sign)  # -1 below zero
+        if self.keep_sign is not None:
+            np.bitwise_and(self.sign, self.keep_sign, out=self.sign)
+        np.add(x, self.sign, out=x)
+        np.add(x, self.half, out=x)
+        np.right_shift(x, self.right, out=x)
+
+
+_TWO30, _TWO31, _MASK32 = _i64(1 << 30), _i64(1 << 31), _i64((1 << 32) - 1)
+_31, _63, _OFFSET16 = _i64(31), _i64(63), _i64(32768)
+_I16 = (_i64(I16_MIN), _i64(I16_MAX))
+_I8 = (_i64(-128), _i64(127))
+
+
+def _clamp(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+    np.minimum(x, hi, out=x)
+    np.maximum(x, lo, out=x)
+
+
+class Int8LstmLoop:
+    """The time loop of an :class:`Int8Lstm` on preallocated gate-major buffers:
+    the input contributions of every step are computed at once, then each step
+    is one matmul for all gates, one rescale, one table lookup for all gate
+    nonlinearities and the integer cell and hidden-state updates (about 45
+    numpy calls a step, none allocating). Peepholes add a rescaled product
+    with the cell state (the output gate's with the new one, so that gate is
+    looked up after the cell update); layer norm runs once over the stacked
+    gates (it allocates: its integer inverse square root is not worth
+    preallocating)."""
+
+    def __init__(self, lstm: Int8Lstm) -> None:
+        lay = lstm.lay
+        self.lstm, self.lay = lstm, lay
+        t, b, n, gates = lay.max_time, lay.n_batch, lay.n_cell, lay.gates()
+        g = len(gates)
+        params = [lstm.gate[k] for k in gates]
+        ftype = np.result_type(*(p.w_in.dtype for p in params), *(p.w_rec.dtype for p in params))
+        self.w_in = np.stack([p.w_in for p in params]).astype(ftype)          # (G, I, n)
+        self.w_rec = np.stack([p.w_rec for p in params]).astype(ftype)        # (G, O, n)
+        gate_shape, seq_shape = (g, b, n), (t, g, b, n)
+        per_gate = lambda a: np.stack([a(p) for p in params])[:, None, :]   # noqa: E731
+        self.bias_in = np.ascontiguousarray(np.broadcast_to(per_gate(lambda p: p.bias_in),
+                                                            seq_shape))
+        self.bias_rec = np.ascontiguousarray(np.broadcast_to(per_gate(lambda p: p.bias_rec),
+                                                             gate_shape))
+        scales = lambda key: [np.array([getattr(p, key)[i] for p in params])[:, None, None]
+                              for i in (0, 1)]                                # noqa: E731
+        self.rescale_in = Rescale(seq_shape, *scales("scale_in"))
+        self.rescale_rec = Rescale(gate_shape, *scales("scale_rec"))
+        self.offsets = np.ascontiguousarray(np.broadcast_to(np.array(
+            [32768 + (65536 if k == 2 else 0) for k in gates])[:, None, None], gate_shape))
+        self.table = _gate_table()
+        self.tanh_c = activation_table("tanh", 15 + lstm.cell_shift)
+        self.xf, self.dx = np.zeros((t, b, lay.n_input), ftype), np.zeros(seq_shape, ftype)
+        self.acc_x = np.zeros(seq_shape, np.int64)
+        self.hf, self.dh = np.zeros((b, lay.n_output), ftype), np.zeros(gate_shape, ftype)
+        self.acc, self.act = np.zeros(gate_shape, np.int64), np.zeros(gate_shape, np.int64)
+        self.c, self.t1, self.t2 = (np.zeros((b, n), np.int64) for _ in range(3))
+        self.i_cifg = np.zeros((b, n), np.int64)
+        slot = {k: j for j, k in enumerate(gates)}
+        self.i = self.i_cifg if lay.use_cifg else self.act[slot[0]]
+        self.f, self.g, self.o = (self.act[slot[k]] for k in (1, 2, 3))
+        self.update_shift = _i64(30 + lstm.cell_shift)
+        self.half_update = _i64(1 << (29 + lstm.cell_shift))
+        self.cell_clip = (_i64(-lstm.cell_clip), _i64(lstm.cell_clip)) if lstm.cell_clip else None
+        self.rescale_hidden = Rescale((b, n), *lstm.hidden_scale)
+        zp = -lstm.hidden_zp if lstm.proj is not None else lstm.hidden_zp
+        self.hidden_zp = _i64(zp)
+        self._projection(b)
+        self.h = np.zeros((b, lay.n_output), np.int64)
+        self.rows = list(self.acc_x)
+        self.early = g - 1 if lay.use_peephole else g      # gates looked up before the cell
+        self._peepholes(params, b, n)
+        self._layer_norm(params)
+
+    def _peepholes(self, params: list[GateParams], b: int, n: int) -> None:
+        """Peephole weights and rescales: (k, B, n) for the input/forget gates
+        (the first k slots), (B, n) for the output gate (the last)."""
+        if not self.lay.use_peephole:
+            return
+        k = self.early - 1                                 # slots before the cell gate
+        full = lambda a, shape: np.ascontiguousarray(np.broadcast_to(a, shape))  # noqa: E731
+        self.peep_if = full(np.stack([p.peephole for p in params[:k]])[:, None, :], (k, b, n))
+        self.peep_o = full(params[-1].peephole, (b, n))
+        scale = lambda ps, i: np.array([p.scale_peephole[i] for p in ps])[:, None, None]  # noqa
+        self.rescale_peep_if = Rescale((k, b, n), scale(params[:k], 0), scale(params[:k], 1))
+        self.rescale_peep_o = Rescale((b, n), *params[-1].scale_peephole)
+        self.c_if = np.zeros((k, b, n), np.int64)
+
+    def _layer_norm(self, params: list[GateParams]) -> None:
+        """Stacked layer-norm weights, biases, scales and variance guards."""
+        self.ln = None
+        if not self.lay.use_layer_norm:
+            return
+        col = lambda f: np.array([f(p) for p in params])[:, None, None]     # noqa: E731
+        self.ln = (np.stack([p.ln_weight for p in params])[:, None, :],
+                   np.stack([p.ln_bias for p in params])[:, None, :],
+                   (col(lambda p: p.ln_scale[0]), col(lambda p: p.ln_scale[1])),
+                   col(lambda p: p.variance_guard))
+
+    def _normalize(self, acc: np.ndarray, j: slice) -> None:
+        """Integer layer norm of gates ``j`` in place."""
+        w, b, (m, s), guard = self.ln
+        acc[j] = layer_norm(acc[j], w[j], b[j], (m[j], s[j]), guard[j])
+
+    def _projection(self, b: int) -> None:
+        lstm = self.lstm
+        if lstm.proj is None:
+            return
+        n_out = self.lay.n_output
+        self.proj = lstm.proj
+        self.hidden_f = np.zeros((b, self.lay.n_cell), lstm.proj.dtype)
+        self.proj_f = np.zeros((b, n_out), lstm.proj.dtype)
+        self.proj_bias = np.ascontiguousarray(np.broadcast_to(lstm.proj_bias, (b, n_out)))
+        self.rescale_proj = Rescale((b, n_out), *lstm.proj_scale)
+        self.h_zp = _i64(lstm.h_zp)
+        pc = lstm.proj_clip
+        self.proj_clip = (_i64(-pc), _i64(pc)) if pc else None
+
+    @property
+    def scratch_bytes(self) -> int:
+        """Bytes of the buffers and per-element parameters (the lookup tables are
+        shared by every LSTM of the process and not counted)."""
+        tables = (self.table, self.tanh_c)
+        arrays = [a for a in vars(self).values() if isinstance(a, np.ndarray)
+                  and a.base is None and not any(a is t for t in tables)]
+        rescales = [a for a in vars(self).values() if isinstance(a, Rescale)]
+        return sum(a.nbytes for a in arrays) + sum(r.nbytes for r in rescales)
+
+    def run(self, x: np.ndarray, out: np.ndarray, h_var: np.ndarray, c_var: np.ndarray
+            ) -> None:
+        """Time-major int8 ``x`` (T, B, I) -> ``out`` (T, B, O) int8; states updated."""
+        np.copyto(self.xf, x, casting="unsafe")
+        np.matmul(self.xf[:, None], self.w_in, out=self.dx)
+        np.copyto(self.acc_x, self.dx, casting="unsafe")          # exact integers
+        np.add(self.acc_x, self.bias_in, out=self.acc_x)
+        self.rescale_in(self.acc_x)
+        _clamp(self.acc_x, *_I16)
+        np.copyto(self.h, h_var.reshape(self.h.shape))
+        np.copyto(self.c, c_var.reshape(self.c.shape))
+        for k, acc_x in enumerate(self.rows):
+            self._gates(acc_x)
+            self._cell()
+            if self.lay.use_peephole:
+                self._output_gate()
+            self._hidden()
+            np.copyto(out[k], self.h, casting="unsafe")
+        np.copyto(h_var.reshape(self.h.shape), self.h, casting="unsafe")
+        np.copyto(c_var.reshape(self.c.shape), self.c, casting="unsafe")
+
+    def _gates(self, acc_x: np.ndarray) -> None:
+        acc = self.acc
+        np.copyto(self.hf, self.h, casting="unsafe")
+        np.matmul(self.hf, self.w_rec, out=self.dh)
+        np.copyto(acc, self.dh, casting="unsafe")
+        np.add(acc, self.bias_rec, out=acc)
+        self.rescale_rec(acc)
+        np.add(acc, acc_x, out=acc)
+        _clamp(acc, *_I16)
+        if self.lay.use_peephole:                          # i, f see the previous cell
+            k = self.early - 1
+            np.copyto(self.c_if, self.c)
+            np.multiply(self.c_if, self.peep_if, out=self.c_if)
+            self.rescale_peep_if(self.c_if)
+            np.add(acc[:k], self.c_if, out=acc[:k])
+            _clamp(acc[:k], *_I16)
+        early = slice(0, self.early)
+        if self.ln is not None:
+            self._normalize(acc, early)
+        np.add(acc[early], self.offsets[early], out=acc[early])
+        np.take(self.table, acc[early], out=self.act[early], mode="clip")
+
+    def _output_gate(self) -> None:
+        """With peepholes: the output gate sees the new cell state."""
+        acc, o, t1 = self.acc, self.acc[-1], self.t1
+        np.multiply(self.c, self.peep_o, out=t1)
+        self.rescale_peep_o(t1)
+        np.add(o, t1, out=o)
+        _clamp(o, *_I16)
+        last = slice(len(acc) - 1, len(acc))
+        if self.ln is not None:
+            self._normalize(acc, last)
+        np.add(o, self.offsets[-1], out=o)
+        np.take(self.table, o, out=self.act[-1], mode="clip")
+
+    def _cell(self) -> None:
+        """c = clamp(rdbpot(f c, 15) + rdbpot(i g, 30 + cell_shift)); both terms fit
+        int16 (|f c|, |i g| < 2**30), so the int16 wraps of lstm_eval.cc are no-ops."""
+        c, t1, t2 = self.c, self.t1, self.t2
+        if self.lay.use_cifg:
+            np.subtract(_i64(I16_MAX), self.f, out=self.i_cifg)
+        np.multiply(self.f, c, out=t1)
+        _round_shift(t1, _i64(1 << 14), _i64(15), t2)
+        np.multiply(self.i, self.g, out=c)
+        _round_shift(c, self.half_update, self.update_shift, t2)
+        np.add(c, t1, out=c)
+        _clamp(c, *_I16)
+        if self.cell_clip is not None:
+            _clamp(c, *self.cell_clip)
+
+    def _hidden(self) -> None:
+        t1, h = self.t1, self.h
+        np.add(self.c, _OFFSET16, out=self.t2)
+        np.take(self.tanh_c, self.t2, out=t1, mode="clip")
+        np.multiply(self.o, t1, out=t1)
+        self.rescale_hidden(t1)
+        np.add(t1, self.hidden_zp, out=t1)
+        _clamp(t1, *_I8)
+        if self.lstm.proj is None:
+            np.copyto(h, t1)
+            return
+        np.copyto(self.hidden_f, t1, casting="unsafe")
+        np.matmul(self.hidden_f, self.proj, out=self.proj_f)
+        np.copyto(h, self.proj_f, casting="unsafe")
+        np.add(h, self.proj_bias, out=h)
+        self.rescale_proj(h)
+        np.add(h, self.h_zp, out=h)
+        _clamp(h, *_I8)
+        if self.proj_clip is not None:
+            _clamp(h, *self.proj_clip)
+
+
+def _round_shift(x: np.ndarray, half: np.ndarray, shift: np.ndarray, sign: np.ndarray) -> None:
+    """RoundingDivideByPOT by a positive ``shift`` in place (``sign``: scratch)."""
+    np.right_shift(x, _63, out=sign)
+    np.add(x, sign, out=x)
+    np.add(x, half, out=x)
+    np.right_shift(x, shift, out=x)
+
+
 @register("UNIDIRECTIONAL_SEQUENCE_LSTM", versions=(1, 4), types={"INT8"})
 def prepare_int8_lstm(ctx: OpContext) -> Prepared:
     """Full-integer UNIDIRECTIONAL_SEQUENCE_LSTM (int8 activations, int16 cell)."""
@@ -491,17 +740,9 @@ def prepare_int8_lstm(ctx: OpContext) -> Prepared:
     if ctx.options.fused_activation_function != "TANH":
         ctx.fail(f"integer LSTM activation {ctx.options.fused_activation_function} is not "
                  "supported (the integer kernel always uses TANH)")
-    lstm = Int8Lstm(ctx, lay)
+    loop = Int8LstmLoop(Int8Lstm(ctx, lay))
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        xs = steps(ins[INPUT], lay.time_major).astype(np.int64)
-        out = steps(outs[0], lay.time_major)
-        h_var, c_var = ins[OUTPUT_STATE], ins[CELL_STATE]
-        h = h_var.reshape(lay.n_batch, lay.n_output).astype(np.int64)
-        c = c_var.reshape(lay.n_batch, lay.n_cell).astype(np.int64)
-        for t in range(lay.max_time):
-            h, c = lstm.step(xs[t], h, c)
-            out[t] = h
-        h_var[...] = h.reshape(h_var.shape)
-        c_var[...] = c.reshape(c_var.shape)
-    return ctx.done(run, lay.output_shape)
+        loop.run(steps(ins[INPUT], lay.time_major), steps(outs[0], lay.time_major),
+                 ins[OUTPUT_STATE], ins[CELL_STATE])
+    return ctx.done(run, lay.output_shape, scratch_bytes=loop.scratch_bytes)

@@ -144,10 +144,40 @@ def _reduce_run(op: str, in_shape: tuple[int, ...], axes: tuple[int, ...],
     if 0 in in_shape:
         value = _empty_value(op, dtype)
         return lambda ins, outs: outs[0].fill(value)
+    if op in ("SUM", "MEAN") and np.dtype(dtype) == np.float32:
+        fast = _float_sum_run(op, in_shape, axes)
+        if fast is not None:
+            return fast
     reduce = _reducer(op, dtype)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         reduce(ins[0], axes, outs[0].reshape(keep_shape))
+    return run
+
+
+def _float_sum_run(op: str, in_shape: tuple[int, ...], axes: tuple[int, ...]) -> RunFn | None:
+    """Float SUM/MEAN over leading or trailing axes as a matrix-vector product with
+    ones (BLAS), or None for other axes. numpy's reduction over short rows costs
+    microseconds of overhead; the BLAS sum orders its additions differently in
+    the last bits, like numpy's pairwise sum does (see the tests' tolerances)."""
+    rank = len(in_shape)
+    trailing = axes == tuple(range(rank - len(axes), rank))
+    if not trailing and axes != tuple(range(len(axes))):
+        return None
+    n = int(np.prod([in_shape[a] for a in axes], dtype=np.int64))
+    rest = int(np.prod(in_shape, dtype=np.int64)) // n
+    ones = np.ones(n, np.float32)
+    count = np.array(n, np.float32)
+    matrix = (rest, n) if trailing else (n, rest)
+
+    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        x, out = ins[0].reshape(matrix), outs[0].reshape(rest)
+        if trailing:
+            np.dot(x, ones, out=out)
+        else:
+            np.dot(ones, x, out=out)
+        if op == "MEAN":
+            np.divide(out, count, out=out)
     return run
 
 

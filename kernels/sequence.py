@@ -16,9 +16,15 @@ order input, forget, cell, output::
 ``LN`` normalises over the cells of each batch row (epsilon 1e-8). Output
 and cell state are variable tensors that persist across invokes.
 
-Vectorisation: prepare packs the gate weights into one matrix per source
-(input, auxiliary input, recurrent), so a whole sequence's input projection
-is one matmul and each time step one more; the time loop is Python.
+Speed: the time loop is Python, so a step's cost is its number of numpy
+calls (about 0.2-0.5 us each at small sizes). :class:`LstmRunner` packs the
+gate weights once, preallocates every buffer and per-step view, and runs a
+plain TANH LSTM step in 7 calls: one matmul over [h, x, 1] rows (or h, plus
+the whole sequence's input projection computed in one matmul), one tanh over
+all four gates (sigmoid(z) = 0.5 + 0.5 tanh(z / 2), the 0.5 folded into the
+weights), two for the sigmoid affine, one pair dot product for
+``i*g + f*c``, tanh(c) and the output multiply. Constants are 0-d arrays
+(a Python float operand doubles a call's cost).
 
 These kernels take FLOAT32 weights only (``when=``); hybrid and integer
 variants are registered by other modules for the same ops.
@@ -26,7 +32,7 @@ variants are registered by other modules for the same ops.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -109,26 +115,6 @@ class LstmSpec:
     def gates(self) -> tuple[int, ...]:
         """Indices (into input, forget, cell, output) of the gates computed."""
         return (1, 2, 3) if self.cifg else (0, 1, 2, 3)
-
-
-@dataclass(frozen=True)
-class LstmWeights:
-    """One direction's weights packed for one matmul per source and step.
-
-    ``w_x``: (n_input, G*n_cell); ``w_h``: (n_output, G*n_cell), or (G, n_cell)
-    diagonals; ``bias``, ``layer_norm``: (G, n_cell); ``peep_in``: (G-2, n_cell)
-    for the gates before the cell gate; ``proj_w``: (n_cell, n_output).
-    """
-
-    w_x: np.ndarray
-    w_aux: np.ndarray | None
-    w_h: np.ndarray
-    bias: np.ndarray
-    peep_in: np.ndarray | None
-    peep_out: np.ndarray | None
-    layer_norm: np.ndarray | None
-    proj_w: np.ndarray | None
-    proj_b: np.ndarray | None
 
 
 def _present(ctx: OpContext, i: int) -> TensorSpec | None:
@@ -219,29 +205,6 @@ def _expect(ctx: OpContext, i: int, shape: tuple[int, ...], role: str) -> None:
                  "FLOAT32 weights")
 
 
-def pack_lstm(spec: LstmSpec, ins: Any) -> LstmWeights:
-    """Concatenate one direction's gate weights (``ins[i]``: op input ``i``)."""
-    lay, gates = spec.layout, spec.gates
-    f32 = lambda i: np.asarray(ins[i], np.float32)                      # noqa: E731
-    cols = lambda idx: np.concatenate([f32(idx[g]).T for g in gates], axis=1)  # noqa: E731
-    rows = lambda idx: np.stack([f32(idx[g]) for g in gates])          # noqa: E731
-    if spec.diagonal:
-        w_h = rows(lay.recurrent_w)
-    else:
-        w_h = np.ascontiguousarray(cols(lay.recurrent_w))
-    peep = [f32(lay.peephole[k]) for k, g in enumerate((0, 1, 3)) if g in gates] \
-        if spec.peephole else None
-    return LstmWeights(
-        w_x=np.ascontiguousarray(cols(lay.input_w)),
-        w_aux=np.ascontiguousarray(cols(lay.aux_w)) if spec.aux else None,
-        w_h=w_h, bias=rows(lay.bias),
-        peep_in=np.stack(peep[:-1]) if peep else None,
-        peep_out=peep[-1] if peep else None,
-        layer_norm=rows(lay.layer_norm) if spec.layer_norm else None,
-        proj_w=np.ascontiguousarray(f32(lay.projection[0]).T) if spec.projection else None,
-        proj_b=f32(lay.projection[1]) if spec.projection_bias else None)
-
-
 def _weight_indices(spec: LstmSpec) -> list[int]:
     lay = spec.layout
     idx = [*lay.input_w, *lay.recurrent_w, *lay.peephole, *lay.bias, *lay.projection,
@@ -249,14 +212,12 @@ def _weight_indices(spec: LstmSpec) -> list[int]:
     return [i for i in idx if i != NO]
 
 
-def weights_source(ctx: OpContext, spec: LstmSpec) -> Callable[[Sequence[Any]], LstmWeights]:
-    """Packed weights: computed once when constant, else at every invoke."""
+def constant_weights(ctx: OpContext, spec: LstmSpec) -> dict[int, np.ndarray] | None:
+    """The direction's weights by op input index when all are constant, else None."""
     specs = [ctx.optional_input(i) for i in _weight_indices(spec)]
-    if all(s is None or s.is_constant for s in specs):
-        arrays = {i: s.data for i, s in zip(_weight_indices(spec), specs) if s is not None}
-        packed = pack_lstm(spec, arrays)
-        return lambda ins: packed
-    return lambda ins: pack_lstm(spec, ins)
+    if not all(s is None or s.is_constant for s in specs):
+        return None
+    return {i: s.data for i, s in zip(_weight_indices(spec), specs) if s is not None}
 
 
 # ---------------------------------------------------------------------------------
@@ -267,6 +228,7 @@ class LstmParams:
     """Options shared by the directions of one op."""
 
     activation: InPlace
+    tanh: bool                    # the fused activation is TANH
     cell_clip: float
     proj_clip: float
 
@@ -281,113 +243,301 @@ def lstm_params(ctx: OpContext) -> LstmParams:
     if opts.cell_clip < 0 or opts.proj_clip < 0:
         raise ctx.invalid(f"cell_clip {opts.cell_clip} and proj_clip {opts.proj_clip} must "
                           "be >= 0")
-    return LstmParams(fused_activation(ctx, act), float(opts.cell_clip), float(opts.proj_clip))
+    return LstmParams(fused_activation(ctx, act), act == "TANH", float(opts.cell_clip),
+                      float(opts.proj_clip))
 
 
-def _sigmoid(a: np.ndarray) -> None:
-    """In-place logistic function (exp overflow gives the right limit 0)."""
-    with np.errstate(over="ignore"):
-        np.negative(a, out=a)
-        np.exp(a, out=a)
-    a += 1.0
-    np.reciprocal(a, out=a)
+#: Rows of the per-step gate buffer (each B x n_cell): the gates between two
+#: cell-state slots. Without CIFG [c_a, o, i, f, g, c_b], with CIFG
+#: [c_a, i, o, f, g, c_b] (i = 1 - f is not a matmul output): the matmul
+#: output and the sigmoid gates are contiguous either way. The previous cell
+#: state alternates between c_a and c_b, so ``i*g + f*c_prev`` is one dot
+#: product of strided pairs ((i, f) . (g, c_prev)) written to the other slot.
+_SLOTS = {False: {0: 2, 1: 3, 2: 4, 3: 1}, True: {1: 3, 2: 4, 3: 2}}   # cifg: gate -> row
+#: Input weights up to this many elements ride in each step's matmul (batch 1):
+#: the rows are [h, x, 1], so no separate input projection or bias add.
+_AUGMENT_MAX = 16384
+
+#: numpy calls with a 0-d array operand cost about half those with a Python float.
+_HALF, _ONE = np.array(0.5, np.float32), np.array(1.0, np.float32)
+
+if hasattr(np, "vecdot"):                                 # numpy >= 2.0
+    _pair_dot: Callable[..., Any] = np.vecdot
+
+    def _pair_args(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> tuple:
+        return a, b, out
+else:                                                     # pragma: no cover - numpy 1.x
+    _pair_dot = np.matmul
+
+    def _pair_args(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> tuple:
+        return a[..., None, :], b[..., :, None], out[..., None, None]
 
 
-def _normalize(z: np.ndarray, coef: np.ndarray, bias: np.ndarray) -> None:
-    """In place over the last axis: (z - mean) / sqrt(var + eps) * coef + bias."""
-    z -= z.mean(axis=-1, keepdims=True)
-    std = np.sqrt(np.mean(np.square(z), axis=-1, keepdims=True) + LAYER_NORM_EPSILON)
-    z /= std
-    z *= coef
-    z += bias
+class LstmRunner:
+    """One LSTM direction over ``steps`` time steps of ``batch`` rows.
+
+    Every buffer and every per-step view is made here, so :meth:`run`
+    allocates nothing and each time step is a handful of numpy calls on
+    preallocated arrays (7 for a plain TANH LSTM: matmul, tanh, two for the
+    sigmoid affine, the cell update's pair dot, tanh, multiply). The sigmoid
+    gates use sigmoid(z) = 0.5 + 0.5 tanh(z / 2): their weights, bias and
+    peepholes (with layer norm: its coefficients and bias) are prescaled by
+    0.5, which is exact, so one tanh covers every gate. Output states live in
+    ``h`` rows [h_t, x_t+1, 1] (batch 1, small inputs) that feed the next
+    step's matmul directly.
+    """
+
+    def __init__(self, spec: LstmSpec, params: LstmParams, steps: int, batch: int,
+                 n_aux: int = 0) -> None:
+        self.spec, self.params, self.steps, self.batch = spec, params, steps, batch
+        self.n_x = spec.n_input + (n_aux if spec.aux else 0)
+        self.gates = len(spec.gates)
+        self.mm_lo = 2 if spec.cifg else 1                       # first matmul row (= o)
+        self.early = self.mm_lo + (1 if spec.peephole else 0)    # gates before the cell update
+        self.rows = batch == 1 and not spec.diagonal             # 2-D (1, G*n) matmuls
+        self.augment = self.rows and self.n_x * self.gates * spec.n_cell <= _AUGMENT_MAX
+        self.clips, self.proj_clips = _bounds(params.cell_clip), _bounds(params.proj_clip)
+        self.fast = params.tanh and not (spec.peephole or spec.layer_norm or spec.projection
+                                         or spec.cifg or spec.diagonal)
+        self._buffers: list[np.ndarray] = []
+        self._allocate()
+        self._bind_views()
+
+    # -- buffers ---------------------------------------------------------------------
+    def _new(self, *shape: int) -> np.ndarray:
+        a = np.zeros(shape, np.float32)
+        self._buffers.append(a)
+        return a
+
+    @property
+    def scratch_bytes(self) -> int:
+        """Bytes of every buffer this runner holds."""
+        return sum(a.nbytes for a in self._buffers)
+
+    def _allocate(self) -> None:
+        """Buffers. Input rows are [x, 1] and the input weights end with the bias
+        row, so the bias rides in the input matmul (with layer norm that row is 0)."""
+        spec, t, b, n, g = self.spec, self.steps, self.batch, self.spec.n_cell, self.gates
+        n_out, n_x = spec.n_output, self.n_x
+        self.z, self.tmp = self._new(6, b, n), self._new(b, n)
+        if self.augment:                          # rows [h, x, 1]: one matmul a step
+            self.h = self._new(t + 1, b, n_out + n_x + 1)
+            self.w = self._new(n_out + n_x + 1, g, n)
+            self.w_rec, self.w_x = self.w[:n_out], self.w[n_out:]
+            self.xbuf, self.p = self.h[:t, :, n_out:], None
+        else:                                     # h, and [x, 1] @ w_x for every step
+            self.h, self.xbuf = self._new(t + 1, b, n_out), self._new(t, b, n_x + 1)
+            self.p = self._new(t, g, b, n)
+            if self.rows:
+                self.w_rec, self.w_x = self._new(n_out, g, n), self._new(n_x + 1, g, n)
+            else:
+                self.w_rec = self._new(g, 1, n) if spec.diagonal else self._new(g, n_out, n)
+                self.w_x = self._new(g, n_x + 1, n)
+        self.xbuf[..., -1] = 1.0
+        self.bias = self.w_x[-1] if self.rows else self.w_x[:, -1:]
+        self.peep = self._new(g, 1, n) if spec.peephole else None
+        self.peep_tmp = self._new(5 - self.early - 1, b, n) if spec.peephole else None
+        if spec.layer_norm:
+            self.ln_coef, self.ln_bias = self._new(g, 1, n), self._new(g, 1, n)
+            self.ln_red, self.ln_sq = self._new(5 - self.early, b, 1), self._new(5 - self.early, b, n)
+        self.proj_w = self._new(n, n_out) if spec.projection else None
+        self.proj_b = self._new(n_out) if spec.projection_bias else None
+
+    def _block(self, w: np.ndarray, j: int) -> np.ndarray:
+        """Gate ``j``'s (rows, n_cell) block of a packed weight."""
+        return w[:, j] if self.rows else w[j]
+
+    def fill(self, ins: Any) -> None:
+        """Pack the direction's weights (``ins[i]``: op input ``i``) into the buffers."""
+        spec, lay = self.spec, self.spec.layout
+        f32 = lambda i: np.asarray(ins[i], np.float32)               # noqa: E731
+        for gate in spec.gates:
+            j = _SLOTS[spec.cifg][gate] - self.mm_lo
+            sig = gate != 2
+            pre = 0.5 if sig and not spec.layer_norm else 1.0
+            rec = f32(lay.recurrent_w[gate])
+            np.multiply(rec if spec.diagonal else rec.T, pre, out=self._block(self.w_rec, j))
+            w_x = self._block(self.w_x, j)
+            np.multiply(f32(lay.input_w[gate]).T, pre, out=w_x[:spec.n_input])
+            if spec.aux:
+                np.multiply(f32(lay.aux_w[gate]).T, pre, out=w_x[spec.n_input:-1])
+            if spec.layer_norm:
+                post = 0.5 if sig else 1.0
+                np.multiply(f32(lay.layer_norm[gate]), post, out=self.ln_coef[j, 0])
+                np.multiply(f32(lay.bias[gate]), post, out=self.ln_bias[j, 0])
+            else:
+                np.multiply(f32(lay.bias[gate]), pre, out=self.bias[j])
+            if spec.peephole and sig:
+                np.multiply(f32(lay.peephole[(0, 1, None, 2)[gate]]), pre, out=self.peep[j, 0])
+        if self.proj_w is not None:
+            np.copyto(self.proj_w, f32(lay.projection[0]).T)
+        if self.proj_b is not None:
+            np.copyto(self.proj_b, f32(lay.projection[1]))
+
+    # -- per-step views ----------------------------------------------------------------
+    def _bind_views(self) -> None:
+        spec, z, n, g, t = self.spec, self.z, self.spec.n_cell, self.gates, self.steps
+        n_out = spec.n_output
+        self.z_mm = z[self.mm_lo:5]
+        if self.rows:
+            self.z_mm = self.z_mm.reshape(1, g * n)
+            self.w_mm = (self.w if self.augment else self.w_rec).reshape(-1, g * n)
+        else:
+            self.w_mm = self.w_rec
+        if self.p is not None:
+            if self.rows:
+                self.p_in = (self.xbuf.reshape(t, self.n_x + 1),
+                             self.w_x.reshape(self.n_x + 1, g * n), self.p.reshape(t, g * n))
+            else:
+                self.p_in = (self.xbuf[:, None], self.w_x, self.p)
+        self.x_parts = [self.xbuf[..., :spec.n_input], self.xbuf[..., spec.n_input:-1]]
+        self.h0, self.h_seq = self.h[0, :, :n_out], self.h[1:, :, :n_out]
+        pairs = (z[1:4:2] if spec.cifg else z[2:4]).transpose(1, 2, 0)     # (i, f)
+        self.plan = []
+        for k in range(t):
+            prev, new = (0, 5) if k % 2 == 0 else (5, 0)
+            gc_pairs = (z[4::-4] if prev == 0 else z[4:6]).transpose(1, 2, 0)  # (g, c_prev)
+            addend = None if self.p is None else self.p[k].reshape(self.z_mm.shape)
+            self.plan.append((self.h[k], addend, z[prev],
+                              *_pair_args(pairs, gc_pairs, z[new]), z[new],
+                              self.h[k + 1, :, :n_out]))
+        self.c_last = z[5] if t % 2 == 1 else z[0]
+
+    # -- running -------------------------------------------------------------------------
+    def run(self, sources: Sequence[np.ndarray], out: np.ndarray, h_state: np.ndarray,
+            c_state: np.ndarray) -> None:
+        """Run time-major ``sources`` (input, then aux input: (T, B, *)); ``out``
+        (T, B, n_output) may be a strided view; the (B, *) states are updated."""
+        for part, src in zip(self.x_parts, sources):
+            np.copyto(part, src)
+        if self.p is not None:
+            np.matmul(*self.p_in[:2], out=self.p_in[2])
+        np.copyto(self.h0, h_state)
+        np.copyto(self.z[0], c_state)
+        self._loop()
+        np.copyto(out, self.h_seq)
+        np.copyto(h_state, self.h[-1, :, :self.spec.n_output])
+        np.copyto(c_state, self.c_last)
+
+    def _loop(self) -> None:
+        if self.fast:
+            return self._fast_steps(self.plan, clip=self.params.cell_clip > 0)
+        return self._general_loop()
+
+    def _fast_steps(self, steps: Iterable[tuple], clip: bool) -> None:
+        """Plain TANH LSTM steps: 7 numpy calls each (+1 input projection add without
+        augmented rows, +2 with the cell clip)."""
+        # np.dot is the cheapest call for the 2-D case (its out= must be contiguous: it is)
+        mm = np.dot if self.rows else np.matmul
+        mul, add, tanh, pdot = np.multiply, np.add, np.tanh, _pair_dot
+        lo, hi = self.clips or (None, None)
+        w_mm, z_mm, tmp = self.w_mm, self.z_mm, self.tmp
+        sig, o, half = self.z[1:4], self.z[1], _HALF
+        for rec_in, addend, _, pa, pb, pout, c_new, h_next in steps:
+            mm(rec_in, w_mm, z_mm)
+            if addend is not None:
+                add(z_mm, addend, z_mm)
+            tanh(z_mm, z_mm)
+            mul(sig, half, sig)
+            add(sig, half, sig)
+            pdot(pa, pb, pout)
+            if clip:
+                np.minimum(c_new, hi, out=c_new)
+                np.maximum(c_new, lo, out=c_new)
+            tanh(c_new, tmp)
+            mul(o, tmp, h_next)
+
+    def _general_loop(self) -> None:
+        spec, prm, z = self.spec, self.params, self.z
+        w_mm, z_mm, early = self.w_mm, self.z_mm, self.early
+        acts = z[early:5] if prm.tanh else z[early:4]        # gates through one tanh
+        sig = z[early:4]                                     # sigmoid gates among them
+        for rec_in, addend, c_prev, pa, pb, pout, c_new, h_next in self.plan:
+            if spec.diagonal:
+                np.multiply(w_mm, rec_in, out=z_mm)
+            else:
+                np.matmul(rec_in, w_mm, out=z_mm)
+            if addend is not None:
+                np.add(z_mm, addend, out=z_mm)
+            if spec.peephole:                                # i, f see the previous cell
+                np.multiply(self.peep[1:5 - early], c_prev, out=self.peep_tmp)
+                np.add(sig, self.peep_tmp, out=sig)
+            if spec.layer_norm:
+                self._layer_norm(z[early:5], early - self.mm_lo)
+            np.tanh(acts, out=acts)
+            if not prm.tanh:
+                prm.activation(z[4])
+            _affine_half(sig)
+            if spec.cifg:
+                np.subtract(_ONE, z[3], out=z[1])
+            _pair_dot(pa, pb, pout)
+            _clip(c_new, self.clips)
+            if spec.peephole:                                # o sees the new cell
+                self._output_gate(c_new)
+            self._hidden(c_new, h_next)
+
+    def _output_gate(self, c: np.ndarray) -> None:
+        o = self.z[self.mm_lo]
+        np.multiply(self.peep[0], c, out=self.tmp)
+        np.add(o, self.tmp, out=o)
+        if self.spec.layer_norm:
+            self._layer_norm(self.z[self.mm_lo:self.mm_lo + 1], 0)
+        np.tanh(o, out=o)
+        _affine_half(o)
+
+    def _layer_norm(self, y: np.ndarray, j: int) -> None:
+        """Normalise gates ``y`` (k, B, n) over the cells, then coefficient and bias
+        of gates j..j+k: (y - mean) / sqrt(mean((y - mean)^2) + eps) * L + b."""
+        k, n = y.shape[0], y.shape[-1]
+        red, sq = self.ln_red[:k], self.ln_sq[:k]
+        np.add.reduce(y, axis=-1, keepdims=True, out=red)
+        np.divide(red, n, out=red)
+        np.subtract(y, red, out=y)
+        np.square(y, out=sq)
+        np.add.reduce(sq, axis=-1, keepdims=True, out=red)
+        np.divide(red, n, out=red)
+        np.add(red, LAYER_NORM_EPSILON, out=red)
+        np.sqrt(red, out=red)
+        np.divide(y, red, out=y)
+        np.multiply(y, self.ln_coef[j:j + k], out=y)
+        np.add(y, self.ln_bias[j:j + k], out=y)
+
+    def _hidden(self, c: np.ndarray, h: np.ndarray) -> None:
+        """h = o * act(c), through the projection when there is one."""
+        prm, tmp, o = self.params, self.tmp, self.z[self.mm_lo]
+        if prm.tanh:
+            np.tanh(c, out=tmp)
+        else:
+            np.copyto(tmp, c)
+            prm.activation(tmp)
+        if self.proj_w is None:
+            np.multiply(o, tmp, out=h)
+            return
+        np.multiply(o, tmp, out=tmp)
+        np.matmul(tmp, self.proj_w, out=h)
+        if self.proj_b is not None:
+            np.add(h, self.proj_b, out=h)
+        _clip(h, self.proj_clips)
 
 
-def _clip(a: np.ndarray, limit: float) -> None:
-    if limit > 0:
-        np.clip(a, -limit, limit, out=a)
+def _affine_half(a: np.ndarray) -> None:
+    """a = 0.5 + 0.5 * a in place (tanh(z/2) to sigmoid(z))."""
+    np.multiply(a, _HALF, out=a)
+    np.add(a, _HALF, out=a)
 
 
-def input_projection(spec: LstmSpec, w: LstmWeights, x: np.ndarray, aux: np.ndarray | None
-                     ) -> np.ndarray:
-    """(T, B, G, n_cell) input (and aux input) contributions, bias included unless
-    layer norm adds it after normalising."""
-    t, b = x.shape[:2]
-    g = len(spec.gates)
-    proj = np.matmul(x, w.w_x)
-    if aux is not None:
-        proj += np.matmul(aux, w.w_aux)
-    proj = proj.reshape(t, b, g, spec.n_cell)
-    if not spec.layer_norm:
-        proj += w.bias
-    return proj
+def _bounds(limit: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(-limit, limit) as float32 0-d arrays, or None for no clipping (limit 0)."""
+    if limit <= 0:
+        return None
+    return np.array(-limit, np.float32), np.array(limit, np.float32)
 
 
-def run_lstm(spec: LstmSpec, p: LstmParams, w: LstmWeights, x: np.ndarray,
-             aux: np.ndarray | None, out: np.ndarray, h: np.ndarray, c: np.ndarray,
-             reverse: bool = False) -> None:
-    """Run a time-major sequence: ``x`` (T, B, I), ``out`` (T, B, n_output) may be a
-    strided view; ``h`` (B, n_output) and ``c`` (B, n_cell) are updated in place."""
-    proj = input_projection(spec, w, x, aux)
-    steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-    for t in steps:
-        z = _recurrent(spec, w, h, proj[t])
-        _cell_update(spec, p, w, z, c)
-        _output(spec, p, w, z[:, -1], c, h)
-        out[t] = h
-
-
-def _recurrent(spec: LstmSpec, w: LstmWeights, h: np.ndarray, proj_t: np.ndarray
-               ) -> np.ndarray:
-    """Gate pre-activations (B, G, n_cell) for one step."""
-    if spec.diagonal:
-        z = h[:, None, :] * w.w_h
-    else:
-        z = np.matmul(h, w.w_h).reshape(proj_t.shape)
-    z += proj_t
-    return z
-
-
-def _cell_update(spec: LstmSpec, p: LstmParams, w: LstmWeights, z: np.ndarray,
-                 c: np.ndarray) -> None:
-    """Input/forget/cell gates and the new cell state ``c`` (in place)."""
-    k = len(spec.gates) - 2                      # sigmoid gates before the cell gate
-    if spec.peephole:
-        z[:, :k] += w.peep_in * c[:, None, :]
-    if spec.layer_norm:
-        _normalize(z[:, :k + 1], w.layer_norm[:k + 1], w.bias[:k + 1])
-    _sigmoid(z[:, :k])
-    gate = z[:, k]
-    p.activation(gate)
-    forget = z[:, k - 1]
-    c *= forget
-    if spec.cifg:
-        np.subtract(1.0, forget, out=forget)
-        gate *= forget
-    else:
-        gate *= z[:, 0]
-    c += gate
-    _clip(c, p.cell_clip)
-
-
-def _output(spec: LstmSpec, p: LstmParams, w: LstmWeights, o: np.ndarray, c: np.ndarray,
-            h: np.ndarray) -> None:
-    """The output gate and the new output state ``h`` (in place)."""
-    if spec.peephole:
-        o += w.peep_out * c
-    if spec.layer_norm:
-        _normalize(o, w.layer_norm[-1], w.bias[-1])
-    _sigmoid(o)
-    act_c = c.copy()
-    p.activation(act_c)
-    o *= act_c
-    if spec.projection:
-        np.matmul(o, w.proj_w, out=h)
-        if w.proj_b is not None:
-            h += w.proj_b
-        _clip(h, p.proj_clip)
-    else:
-        np.copyto(h, o)
-
+def _clip(a: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """Clip in place to ``bounds`` (numpy's clip function costs 3x more)."""
+    if bounds is not None:
+        np.minimum(a, bounds[1], out=a)
+        np.maximum(a, bounds[0], out=a)
 
 # ---------------------------------------------------------------------------------
 # Shared op checks
@@ -420,11 +570,19 @@ def _check_states(ctx: OpContext, spec: LstmSpec, batch: int) -> None:
     _state(ctx, spec.layout.state[1], batch * spec.n_cell, "cell state")
 
 
-def _scratch(spec: LstmSpec, steps: int, batch: int) -> int:
-    """Bytes run_lstm allocates: the input projection of every step plus one
-    step's gates, activated cell and output."""
-    gates = len(spec.gates) * spec.n_cell
-    return 4 * batch * (steps * gates + gates + 2 * spec.n_cell + spec.n_output)
+def lstm_runner(ctx: OpContext, spec: LstmSpec, params: LstmParams, steps: int, batch: int,
+                n_aux: int = 0) -> tuple[LstmRunner, Callable[[Sequence[Any]], None]]:
+    """(runner, per-invoke weight refresh): constant weights are packed once here."""
+    runner = LstmRunner(spec, params, steps, batch, n_aux)
+    weights = constant_weights(ctx, spec)
+    if weights is not None:
+        runner.fill(weights)
+        return runner, _no_refresh
+    return runner, runner.fill
+
+
+def _no_refresh(ins: Sequence[Any]) -> None:
+    return None
 
 
 def _time_major(a: np.ndarray, time_major: bool) -> np.ndarray:
@@ -460,14 +618,13 @@ def prepare_unidirectional_sequence_lstm(ctx: OpContext) -> Prepared:
     spec = lstm_spec(ctx, FULL_LAYOUT, x.shape[2],
                      diagonal=bool(getattr(opts, "diagonal_recurrent_tensors", False)))
     _check_states(ctx, spec, batch)
-    params, weights = lstm_params(ctx), weights_source(ctx, spec)
+    runner, refresh = lstm_runner(ctx, spec, lstm_params(ctx), t_len, batch)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        h, c = _states(ins, spec, batch)
-        run_lstm(spec, params, weights(ins), _time_major(ins[0], time_major), None,
-                 _time_major(outs[0], time_major), h, c)
-    return ctx.done(run, (*x.shape[:2], spec.n_output),
-                    scratch_bytes=_scratch(spec, t_len, batch))
+        refresh(ins)
+        runner.run((_time_major(ins[0], time_major),), _time_major(outs[0], time_major),
+                   *_states(ins, spec, batch))
+    return ctx.done(run, (*x.shape[:2], spec.n_output), scratch_bytes=runner.scratch_bytes)
 
 
 @register("LSTM", versions=(1, 4), types=FLOAT_TYPES, when=_lstm_float_weights)
@@ -480,12 +637,12 @@ def prepare_lstm(ctx: OpContext) -> Prepared:
     batch = x.shape[0]
     spec = lstm_spec(ctx, FULL_LAYOUT, x.shape[1])
     _check_states(ctx, spec, batch)
-    params, weights = lstm_params(ctx), weights_source(ctx, spec)
+    runner, refresh = lstm_runner(ctx, spec, lstm_params(ctx), 1, batch)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        h, c = _states(ins, spec, batch)
-        run_lstm(spec, params, weights(ins), ins[0][None], None, outs[0][None], h, c)
-    return ctx.done(run, (batch, spec.n_output), scratch_bytes=_scratch(spec, 1, batch))
+        refresh(ins)
+        runner.run((ins[0][None],), outs[0][None], *_states(ins, spec, batch))
+    return ctx.done(run, (batch, spec.n_output), scratch_bytes=runner.scratch_bytes)
 
 
 def _prepare_basic_lstm(ctx: OpContext) -> Prepared:
@@ -506,26 +663,45 @@ def _prepare_basic_lstm(ctx: OpContext) -> Prepared:
             raise ctx.invalid(f"input {spec.name!r} has shape {list(spec.shape)}, expected "
                               f"{list(shape)}")
     w_t = None if weights.data is None else np.ascontiguousarray(weights.data.T)
+    cell = _BasicCell(batch, n)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         h_out, c_out, concat, act = outs
         np.concatenate((ins[0], ins[1]), axis=1, out=concat)
         np.matmul(concat, ins[2].T if w_t is None else w_t, out=act)
         act += ins[3]
-        _basic_cell(act.reshape(batch, 4, n), ins[4], h_out, c_out)
-    return ctx.done(run, (batch, n), (batch, n), (batch, depth), (batch, 4 * n))
+        cell(act.reshape(batch, 4, n), ins[4], h_out, c_out)
+    return ctx.done(run, (batch, n), (batch, n), (batch, depth), (batch, 4 * n),
+                    scratch_bytes=cell.scratch_bytes)
 
 
-def _basic_cell(z: np.ndarray, prev_c: np.ndarray, h: np.ndarray, c: np.ndarray) -> None:
-    """Gates (B, 4, n) in the basic kernel's order: input, new input, forget, output
-    (``z`` itself is an op output and keeps the pre-activations)."""
-    i, g, f, o = (z[:, k].copy() for k in range(4))
-    for a in (i, f, o):
-        _sigmoid(a)
-    np.tanh(g, out=g)
-    np.multiply(i, g, out=c)
-    c += f * prev_c
-    np.multiply(o, np.tanh(c), out=h)
+class _BasicCell:
+    """The basic kernel's gates: input, new input, forget, output (B, 4, n) in;
+    sigmoid(z) = 0.5 + 0.5 tanh(z / 2) as in :class:`LstmRunner`, on gate-major
+    scratch (``z`` itself is an op output and keeps the pre-activations)."""
+
+    def __init__(self, batch: int, n: int) -> None:
+        sig = np.array([0.5, 1.0, 0.5, 0.5], np.float32)[:, None, None]
+        self.scale, self.offset = sig, np.where(sig == 0.5, sig, 0).astype(np.float32)
+        self.g, self.tmp = np.zeros((4, batch, n), np.float32), np.zeros((batch, n), np.float32)
+
+    @property
+    def scratch_bytes(self) -> int:
+        """Bytes of the scratch buffers."""
+        return self.g.nbytes + self.tmp.nbytes
+
+    def __call__(self, z: np.ndarray, prev_c: np.ndarray, h: np.ndarray, c: np.ndarray
+                 ) -> None:
+        g, tmp = self.g, self.tmp
+        np.multiply(z.transpose(1, 0, 2), self.scale, out=g)
+        np.tanh(g, out=g)
+        np.multiply(g, self.scale, out=g)
+        np.add(g, self.offset, out=g)
+        np.multiply(g[0], g[1], out=c)
+        np.multiply(g[2], prev_c, out=tmp)
+        np.add(c, tmp, out=c)
+        np.tanh(c, out=tmp)
+        np.multiply(g[3], tmp, out=h)
 
 
 # ---------------------------------------------------------------------------------
@@ -552,18 +728,20 @@ def prepare_bidirectional_sequence_lstm(ctx: OpContext) -> Prepared:
     for spec in (fw, bw):
         _check_states(ctx, spec, batch)
     params = lstm_params(ctx)
-    w_fw, w_bw = weights_source(ctx, fw), weights_source(ctx, bw)
+    run_fw, refresh_fw = lstm_runner(ctx, fw, params, t_len, batch, n_aux)
+    run_bw, refresh_bw = lstm_runner(ctx, bw, params, t_len, batch, n_aux)
     lead = x.shape[:2]
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        refresh_fw(ins)
+        refresh_bw(ins)
         seq = _time_major(ins[0], time_major)
         aux_seq = None if aux is None else _time_major(ins[39], time_major)
         out_fw, out_bw = _bidi_outputs(outs, merge, fw.n_output, time_major)
-        run_lstm(fw, params, w_fw(ins), seq, None if cross else aux_seq, out_fw,
-                 *_states(ins, fw, batch))
-        run_lstm(bw, params, w_bw(ins), aux_seq if cross else seq,
-                 None if cross else aux_seq, out_bw, *_states(ins, bw, batch), reverse=True)
-    scratch = _scratch(fw, t_len, batch) + _scratch(bw, t_len, batch)
+        run_fw.run((seq, aux_seq) if fw.aux else (seq,), out_fw, *_states(ins, fw, batch))
+        backward = (aux_seq,) if cross else (seq, aux_seq) if bw.aux else (seq,)
+        run_bw.run([a[::-1] for a in backward], out_bw[::-1], *_states(ins, bw, batch))
+    scratch = run_fw.scratch_bytes + run_bw.scratch_bytes
     if merge:
         return ctx.done(run, (*lead, fw.n_output + bw.n_output), scratch_bytes=scratch)
     return ctx.done(run, (*lead, fw.n_output), (*lead, bw.n_output), scratch_bytes=scratch)
@@ -602,7 +780,7 @@ def _bidi_outputs(outs: Sequence[np.ndarray], merge: bool, n_fw: int, time_major
 # RNN and UNIDIRECTIONAL_SEQUENCE_RNN
 # ---------------------------------------------------------------------------------
 def _rnn_weights(ctx: OpContext, n_input: int) -> tuple[int, Callable[[Sequence[Any]], tuple]]:
-    """(units, packed (W^T, R^T, bias) source) after LiteRT's shape checks."""
+    """(units, packed ([W^T; bias], R^T) source) after LiteRT's shape checks."""
     w, r, b = ctx.input(1), ctx.input(2), ctx.input(3)
     units = w.shape[0] if w.rank == 2 else -1
     for spec, shape in ((w, (units, n_input)), (r, (units, units)), (b, (units,))):
@@ -613,27 +791,52 @@ def _rnn_weights(ctx: OpContext, n_input: int) -> tuple[int, Callable[[Sequence[
             ctx.fail(f"input {spec.name!r} is {spec.type_name}; this kernel takes FLOAT32")
 
     def pack(arrays: Sequence[Any]) -> tuple:
-        return (np.ascontiguousarray(np.asarray(arrays[1]).T),
-                np.ascontiguousarray(np.asarray(arrays[2]).T), np.asarray(arrays[3]))
+        """([W^T; b] for input rows [x, 1], R^T)."""
+        w_b = np.concatenate([np.asarray(arrays[1], np.float32).T,
+                              np.asarray(arrays[3], np.float32)[None]])
+        return w_b, np.ascontiguousarray(np.asarray(arrays[2], np.float32).T)
     if all(s.is_constant for s in (w, r, b)):
         packed = pack([None, w.data, r.data, b.data])
         return units, lambda ins: packed
     return units, pack
 
 
-def run_rnn(act: InPlace | None, weights: tuple, x: np.ndarray, out: np.ndarray,
-            h: np.ndarray) -> None:
-    """h = act(W x + R h + b) over a time-major sequence; ``h`` updated in place."""
-    w_t, r_t, bias = weights
-    proj = np.matmul(x, w_t)
-    proj += bias
-    for t in range(x.shape[0]):
-        z = np.matmul(h, r_t)
-        z += proj[t]
-        if act is not None:
-            act(z)
-        np.copyto(h, z)
-        out[t] = z
+class RnnRunner:
+    """h = act(W x + R h + b) over ``steps`` time steps with preallocated buffers:
+    the input projection of the whole sequence (bias included) is one matmul,
+    a step is 2-3 numpy calls writing the next state straight into its row of
+    ``h``. (numpy 2.4 buffers a broadcasting ufunc call, allocating up to 32 KiB:
+    bias adds ride in matmuls instead.)"""
+
+    def __init__(self, act: InPlace | None, steps: int, batch: int, n_input: int,
+                 units: int) -> None:
+        self.act = act
+        self.h = np.zeros((steps + 1, batch, units), np.float32)
+        self.x = np.ones((steps, batch, n_input + 1), np.float32)     # rows [x, 1]
+        self.p = np.zeros((steps, batch, units), np.float32)
+        self.x2, self.p2 = self.x.reshape(-1, n_input + 1), self.p.reshape(-1, units)
+        self.plan = [(self.h[k], self.h[k + 1], self.p[k]) for k in range(steps)]
+
+    @property
+    def scratch_bytes(self) -> int:
+        """Bytes of the buffers."""
+        return self.h.nbytes + self.x.nbytes + self.p.nbytes
+
+    def run(self, weights: tuple, x: np.ndarray, out: np.ndarray, h_state: np.ndarray
+            ) -> None:
+        """Run time-major ``x``; ``out`` may be a strided view; ``h_state`` updated."""
+        w_b, r_t = weights
+        np.copyto(self.x[..., :-1], x)
+        np.matmul(self.x2, w_b, out=self.p2)        # W x + b: the bias rides in the matmul
+        np.copyto(self.h[0], h_state)
+        dot, add, act = np.dot, np.add, self.act
+        for h, h_next, p in self.plan:
+            dot(h, r_t, h_next)
+            add(h_next, p, h_next)
+            if act is not None:
+                act(h_next)
+        np.copyto(out, self.h[1:])
+        np.copyto(h_state, self.h[-1])
 
 
 def _rnn_common(ctx: OpContext, rank: int) -> tuple[TensorSpec, InPlace | None]:
@@ -651,11 +854,12 @@ def prepare_unidirectional_sequence_rnn(ctx: OpContext) -> Prepared:
     batch = x.shape[1] if time_major else x.shape[0]
     units, weights = _rnn_weights(ctx, x.shape[2])
     _state(ctx, 4, batch * units, "hidden state")
+    runner = RnnRunner(act, x.shape[0] if time_major else x.shape[1], batch, x.shape[2], units)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        run_rnn(act, weights(ins), _time_major(ins[0], time_major),
-                _time_major(outs[0], time_major), ins[4].reshape(batch, units))
-    return ctx.done(run, (*x.shape[:2], units))
+        runner.run(weights(ins), _time_major(ins[0], time_major),
+                   _time_major(outs[0], time_major), ins[4].reshape(batch, units))
+    return ctx.done(run, (*x.shape[:2], units), scratch_bytes=runner.scratch_bytes)
 
 
 @register("RNN", versions=(1, 3), types=FLOAT_TYPES, when=_float_weights(1))
@@ -665,7 +869,8 @@ def prepare_rnn(ctx: OpContext) -> Prepared:
     batch = x.shape[0]
     units, weights = _rnn_weights(ctx, x.shape[1])
     _state(ctx, 4, batch * units, "hidden state")
+    runner = RnnRunner(act, 1, batch, x.shape[1], units)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        run_rnn(act, weights(ins), ins[0][None], outs[0][None], ins[4].reshape(batch, units))
-    return ctx.done(run, (batch, units))
+        runner.run(weights(ins), ins[0][None], outs[0][None], ins[4].reshape(batch, units))
+    return ctx.done(run, (batch, units), scratch_bytes=runner.scratch_bytes)

@@ -24,6 +24,41 @@ Shape = tuple[int, ...]
 
 #: SLICE and STRIDED_SLICE copy elements by size, whatever the type.
 SLICE_TYPES = SIZED_TYPES
+#: Plans kept per op for computed begin/size values (a WHILE body slicing at its
+#: loop counter sees the same few values at every invoke).
+PLAN_CACHE_SIZE = 64
+
+
+def _memo(plan: Callable[..., Plan]) -> Callable[..., Plan]:
+    """``plan`` remembered by the bytes of its index values."""
+    cache: dict[tuple, Plan] = {}
+
+    def cached(*values: np.ndarray) -> Plan:
+        key = tuple(v.tobytes() for v in values)
+        made = cache.get(key)
+        if made is None:
+            made = plan(*values)
+            if len(cache) >= PLAN_CACHE_SIZE:
+                cache.clear()
+            cache[key] = made
+        return made
+    return cached
+
+
+def _prepare_sliced(ctx: OpContext, plan: Callable[..., Plan],
+                    values: list[np.ndarray | None], positions: list[int]) -> Prepared:
+    """Like ``prepare_planned``, but with computed index values the plan is
+    looked up by their bytes as given (no int64 conversion at every run)."""
+    if all(v is not None for v in values):
+        return prepare_planned(ctx, plan, values, positions)
+    cached, dtype = _memo(plan), ctx.outputs[0].dtype
+
+    def run(ins: Arrays, outs: Arrays) -> list:
+        made = cached(*(v if v is not None else ins[p] for v, p in zip(values, positions)))
+        fresh = [np.empty(made.shapes[0], dtype)]
+        made.write(ins, fresh)
+        return fresh
+    return ctx.done(run, None)
 
 
 # -- SLICE -----------------------------------------------------------------------
@@ -44,7 +79,7 @@ def prepare_slice(ctx: OpContext) -> Prepared:
                       for i, (b, s, d) in enumerate(zip(begin.tolist(), size.tolist(), x.shape)))
         shape = tuple(s.stop - s.start for s in index)
         return Plan([shape], copy_view(lambda a: a[index]))
-    return prepare_planned(ctx, plan, [begin, size], [1, 2])
+    return _prepare_sliced(ctx, plan, [begin, size], [1, 2])
 
 
 def _slice_axis(ctx: OpContext, axis: int, begin: int, size: int, dim: int) -> slice:
@@ -230,7 +265,7 @@ def prepare_strided_slice(ctx: OpContext) -> Prepared:
     begin, end, strides = values
     if ctx.options.offset and begin is None and end is not None and strides is not None:
         return _offset_dynamic_begin(ctx, x.shape, end, strides)
-    return prepare_planned(ctx, _strided_plan(ctx), values, [1, 2, 3])
+    return _prepare_sliced(ctx, _strided_plan(ctx), values, [1, 2, 3])
 
 
 def _offset_dynamic_begin(ctx: OpContext, in_shape: Shape, end: np.ndarray,
@@ -239,7 +274,7 @@ def _offset_dynamic_begin(ctx: OpContext, in_shape: Shape, end: np.ndarray,
     though begin is only known at run time."""
     spec = _effective(ctx, in_shape, [0] * len(end), end.tolist(), strides.tolist())
     shape = _output_shape(ctx, spec, end.tolist(), True)
-    plan = _strided_plan(ctx, shape)
+    plan = _memo(_strided_plan(ctx, shape))
 
     def run(ins: Arrays, outs: Arrays) -> None:
         plan(np.asarray(ins[1], np.int64), end, strides).write(ins, outs)

@@ -49,7 +49,7 @@ def allocate(model: bytes) -> None:
 @pytest.mark.parametrize("pshape,axis,ishape", [
     ((5,), 0, (3,)), ((5,), 0, ()), ((4, 3), 0, (2,)), ((4, 3), 1, (2, 2)),
     ((4, 3), -1, (5,)), ((2, 3, 4), 1, (2, 3)), ((2, 3, 4), -3, (1,)), ((2, 3, 4, 2), 2, (3,)),
-    ((3, 4), 1, (0,)), ((1, 6, 2), 1, (2, 1, 2)),
+    ((3, 4), 1, (0,)), ((1, 6, 2), 1, (2, 1, 2)), ((2, 3, 4), 1, ()), ((4, 3), -1, ()),
 ])
 @pytest.mark.parametrize("index_dtype", INDEX_DTYPES)
 def test_gather_axes(pshape, axis, ishape, index_dtype):
@@ -100,6 +100,16 @@ def test_gather_hypothesis(data):
 def test_gather_index_out_of_range(bad):
     model = one_op_model("GATHER", [inp((3, 4)), inp((2,), np.int32)])
     inputs = [rand((3, 4)), np.array([0, bad], np.int32)]
+    assert "gather" in litert_fails(model, inputs).lower()
+    with pytest.raises(InterpreterError, match=rf"GATHER.*index {bad} .*out of range \[0, 3\)"):
+        run_edgeplex(model, inputs)
+
+
+@pytest.mark.parametrize("bad", [3, -1])
+def test_gather_scalar_index_out_of_range(bad):
+    """A single index (the kernel's plain-copy path) is checked like the others."""
+    model = one_op_model("GATHER", [inp((3, 4)), inp((), np.int32)])
+    inputs = [rand((3, 4)), np.array(bad, np.int32)]
     assert "gather" in litert_fails(model, inputs).lower()
     with pytest.raises(InterpreterError, match=rf"GATHER.*index {bad} .*out of range \[0, 3\)"):
         run_edgeplex(model, inputs)

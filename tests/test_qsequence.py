@@ -6,6 +6,7 @@ invokes' outputs must equal LiteRT's builtin kernel exactly.
 """
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,8 @@ from hypothesis import strategies as st
 
 import edgeplex
 from edgeplex import ModelError, UnsupportedOpError
-from edgeplex.kernels.qsequence import logistic16, tanh16
+from edgeplex.kernels.qsequence import Rescale, logistic16, tanh16
+from edgeplex.kernels.quant_math import multiply_by_quantized_multiplier
 
 from fixture_ops import fixture, op_indices, single_op_model
 from lstm_models import LstmSpec, int8_lstm, run_sequence
@@ -149,3 +151,40 @@ def test_converter_made_int8_lstm_model_end_to_end() -> None:
     rng = np.random.default_rng(1)
     _exact(fixture("quant_int8_lstm.tflite"),
            [rng.integers(-128, 128, (2, 6, 32)).astype(np.int8) for _ in range(2)])
+
+
+@pytest.mark.parametrize("parts", [{}, {"cifg": True, "projection": True, "n_output": 12,
+                                        "cell_clip": 0.5}], ids=["plain", "cifg_projection"])
+def test_int8_lstm_invoke_does_not_allocate(parts: dict[str, Any]) -> None:
+    """Without peephole and layer norm the time loop runs on buffers made at
+    allocate_tensors: an invoke allocates a few Python objects, nothing the size
+    of a step's gates (the fixed-point tanh alone made ~100 int64 temporaries)."""
+    spec = LstmSpec(**{"batch": 2, "time": 16, "n_input": 24, "n_cell": 32, "n_output": 32,
+                       **parts})
+    it = edgeplex.Interpreter(model_content=int8_lstm(spec, 3))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], _inputs(spec, 3, 1)[0])
+    it.invoke()
+    tracemalloc.start()
+    try:
+        it.invoke()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8192
+
+
+def test_rescale_equals_multiply_by_quantized_multiplier() -> None:
+    """The loop's 7-call in-place rescale is TFLite's MultiplyByQuantizedMultiplier
+    bit for bit: any int32 input, scalar or per-element multipliers of either sign,
+    left and right shifts (the left shift wraps in int32)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(-2**31, 2**31, 4000).astype(np.int64)
+    x[:9] = [0, 1, -1, 2**31 - 1, -2**31, 2**30, -2**30, 3, -3]
+    for _ in range(20):
+        per_element = (rng.integers(-2**31 + 1, 2**31, x.size), rng.integers(-31, 8, x.size))
+        scalar = (int(rng.integers(-2**31 + 1, 2**31)), int(rng.integers(-31, 8)))
+        for m, s in (per_element, scalar, (scalar[0], 0)):
+            got = x.copy()
+            Rescale(x.shape, m, s)(got)
+            np.testing.assert_array_equal(got, multiply_by_quantized_multiplier(x, m, s))

@@ -5,15 +5,17 @@ variable tensors) and across reset_all_variables.
 
 Tolerance: rtol=1e-5, atol=1e-6. Both runtimes compute in float32 but sum
 the gate matmuls in different orders (LiteRT: bias, then W x, then R h, with
-its own GEMM blocking; edgeplex: one packed matmul per source) and use
-different sigmoid/tanh implementations (Eigen's vs numpy's), ~1 ulp each.
+its own GEMM blocking; edgeplex: one packed matmul over [h, x, 1] or R h plus
+a precomputed W x + b) and use different sigmoid/tanh implementations
+(Eigen's vs numpy's tanh, sigmoid as 0.5 + 0.5 tanh(z/2)), ~1 ulp each.
 The state feeds these errors back through every time step and invoke, but
 the gates are contracting (sigmoid' <= 1/4, tanh' <= 1, |f| < 1), so they
 stay a few ulp of the O(1) values: the worst measured over every LSTM variant
-here with 8 time steps x 3 invokes is 1.5e-7 absolute, ~7x below atol.
+here with 8 time steps x 3 invokes is 2.5e-7 absolute, 4x below atol.
 """
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import numpy as np
@@ -134,6 +136,15 @@ def test_lstm_full_kernel(name: str) -> None:
     parts = PARTS[name]
     n_output = 3 if parts.get("projection") else None
     check_invokes(lstm_model("LSTM", n_output=n_output, cell_clip=0.5, **parts), invokes=4)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("name", ["plain", "cifg_peephole", "everything"])
+def test_unidirectional_lstm_diagonal_recurrent(name: str, batch: int) -> None:
+    """diagonal_recurrent_tensors: the recurrent weights are per-cell vectors
+    (an elementwise product instead of a matmul)."""
+    check_invokes(lstm_model(diagonal=True, batch=batch, cell_clip=0.4, **PARTS[name]),
+                  invokes=3)
 
 
 def test_lstm_state_carries_across_invokes() -> None:
@@ -387,3 +398,39 @@ def test_fixture_keras_bidirectional_lstm() -> None:
     """tf-keras Bidirectional(LSTM): two fused LSTMs, REVERSE_V2, CONCATENATION
     (exact data movement, so the LSTM tolerance applies)."""
     check_invokes(fixture("keras_bidirectional_lstm"), invokes=3, reset_at=1)
+
+
+# -- speed structure: no per-invoke allocation --------------------------------------------
+def _invoke_peak_bytes(model: bytes) -> int:
+    """Peak memory traced during the second invoke (the first one warms up)."""
+    it = edgeplex.Interpreter(model_content=model)
+    it.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for d in it.get_input_details():
+        it.set_tensor(d["index"], rng.uniform(-1, 1, d["shape"]).astype(np.float32))
+    it.invoke()
+    tracemalloc.start()
+    try:
+        it.invoke()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("name", ["plain", "cifg_peephole", "everything"])
+def test_lstm_invoke_does_not_allocate(name: str, batch: int) -> None:
+    """The recurrent kernels run on buffers made at allocate_tensors: an invoke
+    allocates a few Python objects, nothing the size of the sequence (the input
+    projection alone would be 16 x batch x 4 x 64 floats, 16-64 KiB)."""
+    parts = PARTS[name]
+    n_output = 48 if parts.get("projection") else None
+    model = lstm_model(batch=batch, time=16, n_input=24, n_cell=64, n_output=n_output,
+                       cell_clip=5.0, **parts)
+    assert _invoke_peak_bytes(model) < 8192
+
+
+@pytest.mark.parametrize("op", ["UNIDIRECTIONAL_SEQUENCE_RNN", "RNN"])
+def test_rnn_invoke_does_not_allocate(op: str) -> None:
+    """Like the LSTM: one invoke allocates nothing the size of the sequence."""
+    assert _invoke_peak_bytes(rnn_model(op, batch=4, time=16, n_input=24, units=64)) < 8192
