@@ -20,7 +20,8 @@ way with :func:`wrap_int32`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -370,3 +371,145 @@ def int16_lut_lookup(x: Any, lut: np.ndarray) -> np.ndarray:
     base = lut[index]
     slope = lut[index + 1] - base
     return wrap_int16(base + ((slope * offset + 64) >> 7))
+
+
+# -- requantization in closed form ---------------------------------------------------------
+#
+# Every fixed-point rescale above ends in floor divisions by powers of two, and
+# nested floor divisions by positive integers compose: floor(floor(a / p) + k) / q)
+# == floor((a + k * p) / (p * q)) for integer k. So for int32 accumulators x
+# that cannot make the C++ code wrap or saturate, each rounding mode is
+#
+#     result = floor((x * M + C) / 2**S)
+#
+# with per-channel integers M, C, S (M = multiplier << left shift, S = 31 +
+# right shift):
+#   "ruy":    C = 2**30 + 2**(30 + r)          (both roundings tie upward);
+#   "double": the same, minus 2**31 where x * M < -2**30: gemmlowp's high
+#             multiply ties upward, but RoundingDivideByPOT ties away from
+#             zero, which for a negative high product is one 2**31 step lower;
+#   "int64":  M = the 15-bit multiplier, S = 15 - shift, C = 2**(S - 1).
+# With a bias b and output zero point z folded in (x = acc + b, C + b * M +
+# z * 2**S), a whole requantization is a few int64 passes into preallocated
+# buffers: convert, multiply, add, shift, clamp, store. closed_form_requant()
+# proves from a bound on |acc| that int64 never overflows and the C++ code
+# never wraps; when it cannot, callers keep the step-by-step functions above.
+
+_INT64_ROOM = 1 << 62          # |intermediate| stays below this (one bit of margin)
+
+
+@dataclass(frozen=True)
+class ClosedFormRequant:
+    """``clip(floor((acc * mult + offset) / 2**shift), lo, hi)`` in int64, exactly a TFLite
+    requantization of ``acc + bias`` (see :func:`closed_form_requant`).
+
+    Arrays broadcast along the last (channel) axis of ``acc``. ``negative_below``
+    is set for double rounding: values below it lose ``correction`` (ties of
+    negative numbers round away from zero).
+    """
+
+    mult: np.ndarray
+    offset: np.ndarray
+    shift: np.ndarray | int
+    lo: int
+    hi: int
+    negative_below: np.ndarray | None = None
+    correction: np.ndarray | None = None
+
+    def __call__(self, acc: np.ndarray, work: np.ndarray, out: np.ndarray,
+                 mask: np.ndarray | None = None) -> None:
+        """Requantize ``acc`` (integer-valued, any numeric dtype) into ``out``;
+        ``work`` is an int64 buffer of acc's shape, ``mask`` a bool one (double
+        rounding only). Allocates nothing."""
+        np.copyto(work, acc, casting="unsafe")
+        np.multiply(work, self.mult, out=work)
+        np.add(work, self.offset, out=work)
+        if self.negative_below is not None:
+            np.less(work, self.negative_below, out=mask)
+            np.subtract(work, self.correction, out=work, where=mask)
+        np.right_shift(work, self.shift, out=work)
+        np.clip(work, self.lo, self.hi, out=work)
+        np.copyto(out, work, casting="unsafe")
+
+    @property
+    def needs_mask(self) -> bool:
+        """True when calls need a bool ``mask`` buffer."""
+        return self.negative_below is not None
+
+
+def closed_form_requant(multiplier: Any, shift: Any, rounding: str | Sequence[str], bias: Any,
+                        zero_point: int, lo: int, hi: int, acc_bound: Any
+                        ) -> ClosedFormRequant | None:
+    """The closed form of requantizing ``acc + bias`` per channel, or None when
+    it cannot be proven equal to the step-by-step functions.
+
+    ``multiplier``/``shift`` are quantize_multiplier's Q31 values, ``rounding``
+    is "ruy" (multiply_by_quantized_multiplier_ruy), "double"
+    (multiply_by_quantized_multiplier) or "int64"
+    (multiply_by_quantized_multiplier_int64), or one of those per channel; the
+    result is
+    ``clip(rescaled + zero_point, lo, hi)``. ``acc_bound`` bounds |acc| per
+    channel (all arguments broadcast to the channel count).
+    """
+    m, s, b, bound = (np.broadcast_arrays(*(np.asarray(v, dtype=np.int64).reshape(-1)
+                                           for v in (multiplier, shift, bias, acc_bound))))
+    modes = [rounding] * m.size if isinstance(rounding, str) else list(rounding)
+    if len(modes) != m.size or any(r not in ("ruy", "double", "int64") for r in modes):
+        return None
+    rows = [_channel_form(int(mi), int(si), r, int(bi), int(ai))
+            for mi, si, r, bi, ai in zip(m, s, modes, b, bound)]
+    if any(r is None for r in rows):
+        return None
+    return _assemble(rows, [int(x) for x in b], [int(a) for a in bound], zero_point, lo, hi)
+
+
+def _channel_form(m: int, s: int, rounding: str, b: int, bound: int
+                  ) -> tuple[int, int, int, int] | None:
+    """(M, C, S, double-rounding flag) of one channel, or None if x = acc + b
+    might wrap or saturate in the C++ arithmetic for some |acc| <= bound."""
+    x_max = bound + abs(b)
+    if m < 0:
+        return None
+    if rounding == "int64":
+        reduced = 0x7FFF if m >= 0x7FFF0000 else (m + (1 << 15)) >> 16
+        total = 15 - s
+        if total < 1 or x_max * reduced + (1 << total) >= _INT64_ROOM:
+            return None
+        if (x_max * reduced >> total) + 1 >= 1 << 31:     # the int32 wrap never happens
+            return None
+        return reduced, 1 << (total - 1), total, 0
+    left, right = max(s, 0), max(-s, 0)
+    if right > 31 or (x_max << left) + (1 << right) >= 1 << 31:
+        return None                   # x << left could wrap, or ruy's guard could fire
+    offset = (1 << 30) + ((1 << (30 + right)) if right else 0)
+    return m << left, offset, 31 + right, int(rounding == "double" and right > 0)
+
+
+def _assemble(rows: list[tuple[int, int, int, int]], bias: list[int], bound: list[int],
+              zero_point: int, lo: int, hi: int) -> ClosedFormRequant | None:
+    """Fold bias and zero point in; one common shift when int64 has room."""
+    top = max(r[2] for r in rows)
+    uniform = all(_fits(r, b, a, top - r[2], zero_point) for r, b, a in zip(rows, bias, bound))
+    if not uniform and not all(_fits(r, b, a, 0, zero_point)
+                               for r, b, a in zip(rows, bias, bound)):
+        return None
+    mult, offset, shifts, below, corr = [], [], [], [], []
+    for (big_m, c, s, dbl), b in zip(rows, bias):
+        k = top - s if uniform else 0
+        mult.append(big_m << k)
+        offset.append((c + b * big_m + (zero_point << s)) << k)
+        shifts.append(s + k)
+        below.append(((c + (zero_point << s) - (1 << 30)) << k) if dbl else -(1 << 63))
+        corr.append((1 << (31 + k)) if dbl else 0)
+    arr = lambda v: np.array(v, dtype=np.int64)   # noqa: E731
+    double = any(r[3] for r in rows)
+    return ClosedFormRequant(arr(mult), arr(offset), top if uniform else arr(shifts), lo, hi,
+                             arr(below) if double else None, arr(corr) if double else None)
+
+
+def _fits(row: tuple[int, int, int, int], b: int, bound: int, k: int, zero_point: int
+          ) -> bool:
+    """int64 holds every intermediate of one channel scaled by 2**k."""
+    big_m, c, s, _ = row
+    offset = abs(c + b * big_m + (zero_point << s)) + (1 << 31)
+    return (bound * big_m + offset) << k < _INT64_ROOM
