@@ -22,7 +22,7 @@ from edgeplex.core.kernel_api import OpContext, Prepared
 
 from . import quant_math as qm
 from .common import broadcast_shape
-from .qcommon import EIGHT_BIT, QParams, output_type, pair_index, pair_table, qparams, \
+from .qcommon import EIGHT_BIT, QParams, TableIndex, output_type, pair_table, qparams, \
     same_type
 from .registry import register
 
@@ -48,10 +48,11 @@ def _done_pairwise(ctx: OpContext, fn: PairFn, shape: tuple[int, ...]) -> Prepar
     dtype, out_dtype = ctx.input(0).dtype, ctx.outputs[0].dtype
     if ctx.input(0).type_name in EIGHT_BIT:
         table = pair_table(dtype, fn, out_dtype)
+        index = TableIndex(shape)
 
         def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-            np.take(table, pair_index(ins[0], ins[1]), out=outs[0])
-        return ctx.done(run, shape, scratch_bytes=table.nbytes)
+            index.pair(table, ins[0], ins[1], outs[0])
+        return ctx.done(run, shape, scratch_bytes=table.nbytes + index.nbytes)
 
     def run16(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         outs[0][...] = fn(ins[0].astype(np.int64), ins[1].astype(np.int64))

@@ -501,7 +501,8 @@ def _assemble(rows: list[tuple[int, int, int, int]], bias: list[int], bound: lis
         shifts.append(s + k)
         below.append(((c + (zero_point << s) - (1 << 30)) << k) if dbl else -(1 << 63))
         corr.append((1 << (31 + k)) if dbl else 0)
-    arr = lambda v: np.array(v, dtype=np.int64)   # noqa: E731
+    def arr(v: list[int]) -> np.ndarray:       # one channel: a scalar, broadcasting anywhere
+        return np.array(v[0] if len(v) == 1 else v, dtype=np.int64)
     double = any(r[3] for r in rows)
     return ClosedFormRequant(arr(mult), arr(offset), top if uniform else arr(shifts), lo, hi,
                              arr(below) if double else None, arr(corr) if double else None)

@@ -21,7 +21,7 @@ import numpy as np
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from . import quant_math as qm
-from .qcommon import qparams, table_lookup, unary_table
+from .qcommon import TableIndex, qparams, unary_table
 from .registry import register
 
 
@@ -79,10 +79,11 @@ def prepare_dequantize(ctx: OpContext) -> Prepared:
     p = qparams(ctx, x, "input")          # LiteRT also requires int16 zero point 0
     table = unary_table(x.dtype, lambda v: np.float32(p.scale) * (v - p.zero_point).astype(
         np.float32), np.float32)
+    index = TableIndex(x.shape)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        table_lookup(table, ins[0], outs[0])
-    return ctx.done(run, x.shape, scratch_bytes=table.nbytes)
+        index.unary(table, ins[0], outs[0])
+    return ctx.done(run, x.shape, scratch_bytes=table.nbytes + index.nbytes)
 
 
 def _dequantize_per_channel(ctx: OpContext, x: TensorSpec) -> Prepared:
@@ -138,7 +139,8 @@ def prepare_requantize(ctx: OpContext) -> Prepared:
     mult, shift = qm.quantize_multiplier(pin.scale64 / pout.scale64)
     table = unary_table(x.dtype, lambda v: qm.requantize(
         v, int(mult), int(shift), pin.zero_point, pout.zero_point, out.dtype), out.dtype)
+    index = TableIndex(x.shape)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        table_lookup(table, ins[0], outs[0])
-    return ctx.done(run, x.shape, scratch_bytes=table.nbytes)
+        index.unary(table, ins[0], outs[0])
+    return ctx.done(run, x.shape, scratch_bytes=table.nbytes + index.nbytes)
