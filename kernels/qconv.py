@@ -36,11 +36,11 @@ from numpy.lib.stride_tricks import as_strided
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from .common import broadcast_shape, window_padding
-from .quant_math import (ClosedFormRequant, activation_range, closed_form_requant,
-                         multiply_by_quantized_multiplier,
+from .quant_math import (ClosedFormRequant, ScaledRequant, activation_range,
+                         closed_form_requant, multiply_by_quantized_multiplier,
                          multiply_by_quantized_multiplier_int64,
                          multiply_by_quantized_multiplier_ruy, quantize_multiplier,
-                         round_half_away)
+                         round_half_away, scaled_requant)
 from .registry import register
 
 #: Largest |partial sum| a float32 / float64 GEMM over integers keeps exact.
@@ -180,6 +180,7 @@ class Requant:
     hi: int
     rounding: str
     real: np.ndarray | None = None      # the double multiplier, for "float"
+    dtype: Any = None                   # the output's numpy dtype
 
     def __call__(self, acc: np.ndarray, out: np.ndarray) -> None:
         """Write requantized ``acc`` (int64, channels last) into ``out``."""
@@ -209,6 +210,15 @@ class Requant:
             return [self.rounding] * channels
         return ["ruy" if c < channels // 8 * 8 else "double" for c in range(channels)]
 
+    def scaled(self, bias: np.ndarray | None, acc_bound: np.ndarray) -> ScaledRequant | None:
+        """The float64 closed form (quant_math.scaled_requant) for a constant
+        bias, or None where it is not provably exact."""
+        if bias is None or self.rounding == "float" or self.dtype is None:
+            return None
+        return scaled_requant(self.multiplier, self.shift,
+                              self.channel_roundings(self.multiplier.size), bias,
+                              self.zero_point, self.lo, self.hi, acc_bound, self.dtype)
+
     def compile(self, acc: np.ndarray, bias: np.ndarray | None, acc_bound: np.ndarray
                 ) -> tuple[Finish, int]:
         """``finish(out, bias)``: requantize the integer-valued accumulators in
@@ -216,15 +226,14 @@ class Requant:
         ``out``; and the scratch bytes it holds.
 
         With a constant bias (None: supplied per call) and |acc| <= acc_bound
-        per channel this is quant_math's closed form, run over blocks of rows
-        through a small int64 buffer that stays in cache; nothing is allocated.
-        Otherwise the step-by-step rescale.
+        per channel this is quant_math's closed form (float64 where exact, else
+        int64), run over blocks of rows through a small buffer that stays in
+        cache; nothing is allocated. Otherwise the step-by-step rescale.
         """
-        channels = acc.shape[-1]
-        closed = None
-        if bias is not None and self.rounding != "float":
+        closed: ClosedFormRequant | ScaledRequant | None = self.scaled(bias, acc_bound)
+        if closed is None and bias is not None and self.rounding != "float":
             closed = closed_form_requant(self.multiplier, self.shift,
-                                         self.channel_roundings(channels), bias,
+                                         self.channel_roundings(self.multiplier.size), bias,
                                          self.zero_point, self.lo, self.hi, acc_bound)
         if closed is not None:
             return _blocked(closed, acc)
@@ -258,7 +267,7 @@ class Requant:
 REQUANT_BLOCK = 1 << 17
 
 
-def _blocked(closed: ClosedFormRequant, acc: np.ndarray) -> tuple[Finish, int]:
+def _blocked(closed: ClosedFormRequant | ScaledRequant, acc: np.ndarray) -> tuple[Finish, int]:
     """Run ``closed`` over row blocks of ``acc`` (whole when it is not one
     [rows, channels] array); the block views are made once."""
     channels = acc.shape[-1]
@@ -266,7 +275,7 @@ def _blocked(closed: ClosedFormRequant, acc: np.ndarray) -> tuple[Finish, int]:
     flat = acc.reshape(rows, channels) if acc.flags.c_contiguous else None
     step = rows if flat is None else max(1, min(rows, REQUANT_BLOCK // max(channels, 1)))
     shape = (step, channels) if flat is not None else acc.shape
-    work = np.empty(shape, np.int64)
+    work = np.empty(shape, closed.work_dtype)
     mask = np.empty(shape, bool) if closed.needs_mask else None
     if flat is None:
         def whole(out: np.ndarray, _bias: Any = None) -> None:
@@ -304,7 +313,7 @@ def make_requant(ctx: OpContext, in_scale: float, filter_scales: np.ndarray,
         lo, hi = activation_range(act, out_scale, out_zp, out.dtype)
     except ValueError:
         ctx.fail(f"fused activation {act} is not supported for quantized outputs")
-    return Requant(mult, shift, out_zp, lo, hi, rounding, real)
+    return Requant(mult, shift, out_zp, lo, hi, rounding, real, out.dtype)
 
 
 @dataclass(frozen=True)
@@ -390,6 +399,42 @@ def weight_abs_sums(w: TensorSpec, axis: int, zp: int = 0) -> np.ndarray:
     return np.full(w.shape[axis], k * (255 if w.type_name == "UINT8" else 128), np.int64)
 
 
+#: Output elements per GEMM block of a float64 closed-form requantization
+#: (512 KiB of float64 that stay in cache between the GEMM and the rescale).
+GEMM_BLOCK = 1 << 16
+
+
+def scaled_rhs(matrix: np.ndarray, sr: ScaledRequant) -> np.ndarray:
+    """Weights [K, N] scaled per output channel by ``sr.scale``, with the
+    offsets as row K (the lhs carries a column of ones): the GEMM then yields
+    ``z = acc * scale + offset`` exactly (see quant_math.scaled_requant)."""
+    n = matrix.shape[-1]
+    rows = matrix.astype(np.float64) * sr.scale
+    return np.ascontiguousarray(np.vstack([rows, np.broadcast_to(sr.offset, (1, n))]))
+
+
+def scaled_gemm(rhs: np.ndarray, sr: ScaledRequant, rows: int
+                ) -> tuple[Callable[[np.ndarray, np.ndarray], None], int]:
+    """``gemm(lhs, out)``: lhs [rows, K + 1] @ rhs requantized into ``out``,
+    in row blocks (GEMM then clamp, cast, flip per block); and its scratch bytes."""
+    n = rhs.shape[1]
+    step = max(1, min(rows, GEMM_BLOCK // max(n, 1)))
+    z = np.empty((step, n))
+    mask = np.empty((step, n), bool) if sr.needs_mask else None
+    spans = [(a, min(rows, a + step)) for a in range(0, rows, step)]
+    work = [(z[:b - a], None if mask is None else mask[:b - a]) for a, b in spans]
+    cache: list[Any] = [None, None, None]     # lhs, out, and their block views
+
+    def gemm(lhs: np.ndarray, out: np.ndarray) -> None:
+        if cache[0] is not lhs or cache[1] is not out:
+            o = out.reshape(rows, n)
+            cache[:] = [lhs, out, [(lhs[a:b], o[a:b]) for a, b in spans]]
+        for (l, o), (zz, mm) in zip(cache[2], work):
+            np.matmul(l, rhs, out=zz)
+            sr.finish(zz, o, mm)
+    return gemm, z.nbytes + (0 if mask is None else mask.nbytes)
+
+
 # -- FULLY_CONNECTED ---------------------------------------------------------------
 @register("FULLY_CONNECTED", versions=(1, 14), types={"INT8", "UINT8", "INT16"})
 def prepare_fully_connected(ctx: OpContext) -> Prepared:
@@ -423,6 +468,16 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
         return Gemm(np.ascontiguousarray(wf.T, dtype=dtype), fold_bias(bv, wf.sum(1), x_zp))
     weights = weights_provider(w, bias, layout)
     rows = x.size // k
+    sr = requant.scaled(weights.bias, max_abs(x.type_name) * sums)
+    if sr is not None:
+        lhs = np.ones((rows, k + 1))
+        xin = lhs[:, :k]
+        gemm, gemm_bytes = scaled_gemm(scaled_rhs(weights.fixed.matrix, sr), sr, rows)
+
+        def run_scaled(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+            np.copyto(xin, ins[0].reshape(rows, k), casting="unsafe")
+            gemm(lhs, outs[0])
+        return ctx.done(run_scaled, shape, scratch_bytes=lhs.nbytes + gemm_bytes)
     xf = np.empty((rows, k), dtype)
     acc_f = np.empty((rows, n), dtype)
     finish, scratch = requant.compile(acc_f, weights.bias, max_abs(x.type_name) * sums)
@@ -512,27 +567,35 @@ class PaddedInput:
 
 
 def im2col(shape: tuple[int, ...], win: Window, zp: int, raw: np.dtype, dtype: type,
-           groups: int) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+           groups: int, ones: bool = False) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
     """``lhs(x)``: the GEMM operand of a convolution, [M, KH*KW*C] (or
     [groups, M, KH*KW*C/groups]) in ``dtype``, written into buffers made here;
-    and their bytes. A 1x1 stride-1 convolution is the input itself, cast."""
+    and their bytes. A 1x1 stride-1 convolution is the input itself, cast.
+    With ``ones`` (one group only) a last column of ones is appended, for a
+    bias row in the weights."""
     n, h, w, c = shape
     kh, kw = win.kernel
     m = n * win.out_h * win.out_w
+    extra = int(ones)
     if (kh, kw, win.stride, groups) == (1, 1, (1, 1), 1) and (win.out_h, win.out_w) == (h, w):
-        xf = np.empty((m, c), dtype)
+        xf = np.ones((m, c + extra), dtype)
+        xin = xf[:, :c]
 
         def pointwise(x: np.ndarray) -> np.ndarray:
-            np.copyto(xf, x.reshape(m, c), casting="unsafe")
+            np.copyto(xin, x.reshape(m, c), casting="unsafe")
             return xf
         return pointwise, xf.nbytes
     pad = PaddedInput(shape, win, zp, raw)
     padded = any(win.pad) or pad.buf.shape[1:3] != (h, w)
     cg = c // groups
-    cols = np.empty((groups, n, win.out_h, win.out_w, kh, kw, cg), dtype)
-    into = cols[0] if groups == 1 else cols.transpose(1, 2, 3, 4, 5, 0, 6)
-    into = into.reshape(n, win.out_h, win.out_w, kh, kw, c) if groups == 1 else into
-    lhs = cols.reshape(m, kh * kw * c) if groups == 1 else cols.reshape(groups, m, kh * kw * cg)
+    if groups == 1:
+        lhs = np.ones((m, kh * kw * c + extra), dtype)
+        cols = lhs
+        into = np.reshape(lhs[:, :kh * kw * c], (n, win.out_h, win.out_w, kh, kw, c), copy=False)
+    else:
+        cols = np.empty((groups, n, win.out_h, win.out_w, kh, kw, cg), dtype)
+        into = cols.transpose(1, 2, 3, 4, 5, 0, 6)
+        lhs = cols.reshape(groups, m, kh * kw * cg)
     padded_view = pad.windows()
     cache: list[Any] = [None, None]          # the unpadded input and its window view
 
@@ -585,8 +648,17 @@ def prepare_conv2d(ctx: OpContext) -> Prepared:
         return Gemm(np.ascontiguousarray(mats, dtype=dtype),
                     fold_bias(bv, wf.reshape(cout, -1).sum(1), x_zp))
     weights = weights_provider(w, bias, layout)
-    lhs, lhs_bytes = im2col(x.shape, win, x_zp, x.dtype, dtype, groups)
     m = n * win.out_h * win.out_w
+    sr = requant.scaled(weights.bias, max_abs(x.type_name) * sums) if groups == 1 else None
+    if sr is not None:
+        cols, cols_bytes = im2col(x.shape, win, x_zp, x.dtype, np.float64, 1, ones=True)
+        gemm, gemm_bytes = scaled_gemm(scaled_rhs(weights.fixed.matrix[0], sr), sr, m)
+
+        def run_scaled(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+            gemm(cols(ins[0]), outs[0])
+        return ctx.done(run_scaled, (n, win.out_h, win.out_w, cout),
+                        scratch_bytes=cols_bytes + gemm_bytes)
+    lhs, lhs_bytes = im2col(x.shape, win, x_zp, x.dtype, dtype, groups)
     acc_f = np.empty((groups, m, cout // groups), dtype)
     grouped = np.empty((m, groups, cout // groups), dtype) if groups > 1 else None
     acc2 = acc_f.reshape(m, cout) if groups == 1 else grouped.reshape(m, cout)

@@ -415,6 +415,7 @@ class ClosedFormRequant:
     hi: int
     negative_below: np.ndarray | None = None
     correction: np.ndarray | None = None
+    work_dtype = np.int64
 
     def __call__(self, acc: np.ndarray, work: np.ndarray, out: np.ndarray,
                  mask: np.ndarray | None = None) -> None:
@@ -514,3 +515,100 @@ def _fits(row: tuple[int, int, int, int], b: int, bound: int, k: int, zero_point
     big_m, c, s, _ = row
     offset = abs(c + b * big_m + (zero_point << s)) + (1 << 31)
     return (bound * big_m + offset) << k < _INT64_ROOM
+
+
+# -- the closed form in float64 -------------------------------------------------------------
+#
+# The same floor((x * M + C) / 2**S) is exact in float64 when every integer
+# involved stays below 2**53: then z = acc * (M / 2**S) + C' / 2**S holds the
+# exact quotient (power-of-two scaling is exact), and so does any partial sum
+# of a GEMM or einsum whose weights were scaled by M / 2**S per channel, in any
+# order: every partial sum is an integer below 2**53 times 2**-S. The floor
+# then comes for free: with the output type's -min added to C' (so that the
+# clamped z is >= 0) a truncating cast to the unsigned type of the same width
+# is the floor, and flipping the sign bit (XOR) turns it back into the signed
+# value. A requantization becomes clamp, cast, XOR after the GEMM (which also
+# adds the offset, as a row of weights against a column of ones).
+
+_FLOAT64_EXACT = 1 << 53
+_UNSIGNED = {np.dtype(np.int8): np.uint8, np.dtype(np.uint8): np.uint8,
+             np.dtype(np.int16): np.uint16, np.dtype(np.uint16): np.uint16}
+
+
+@dataclass(frozen=True)
+class ScaledRequant:
+    """TFLite's requantization of ``acc + bias`` as float64 ``z = acc * scale +
+    offset`` (exact; see :func:`scaled_requant`), then clamp and truncate."""
+
+    scale: np.ndarray          # float64 per channel: M / 2**S
+    offset: np.ndarray         # float64 per channel: (C + b*M + (zp - min) * 2**S) / 2**S
+    lo: float                  # clamp bounds, shifted by -min of the output type
+    hi: float
+    unsigned: type             # np.uint8 or np.uint16: the output's unsigned view
+    flip: int                  # sign bit to flip back (0 for unsigned outputs)
+    negative_below: np.ndarray | None = None
+    correction: np.ndarray | None = None
+    work_dtype = np.float64
+
+    def __call__(self, acc: np.ndarray, work: np.ndarray, out: np.ndarray,
+                 mask: np.ndarray | None = None) -> None:
+        """Requantize integer-valued ``acc`` into ``out`` through the float64
+        buffer ``work`` (and a bool ``mask`` for double rounding)."""
+        np.copyto(work, acc)                       # a mixed-type multiply would buffer
+        np.multiply(work, self.scale, out=work)
+        np.add(work, self.offset, out=work)
+        self.finish(work, out, mask)
+
+    def finish(self, z: np.ndarray, out: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """``out`` from ``z`` that already holds ``acc * scale + offset``."""
+        if self.negative_below is not None:
+            np.less(z, self.negative_below, out=mask)
+            np.subtract(z, self.correction, out=z, where=mask)
+        np.clip(z, self.lo, self.hi, out=z)
+        u = out.view(self.unsigned)
+        np.copyto(u, z, casting="unsafe")          # truncation of z >= 0: the floor
+        if self.flip:
+            np.bitwise_xor(u, self.flip, out=u)
+
+    @property
+    def needs_mask(self) -> bool:
+        """True when calls need a bool ``mask`` buffer."""
+        return self.negative_below is not None
+
+
+def scaled_requant(multiplier: Any, shift: Any, rounding: str | Sequence[str], bias: Any,
+                   zero_point: int, lo: int, hi: int, acc_bound: Any, dtype: Any
+                   ) -> ScaledRequant | None:
+    """:func:`closed_form_requant` in float64 for outputs of ``dtype`` (8 or 16
+    bits), or None when some integer could reach 2**53 (or the closed form
+    itself is refused)."""
+    dtype = np.dtype(dtype)
+    if dtype not in _UNSIGNED:
+        return None
+    m, s, b, bound = (np.broadcast_arrays(*(np.asarray(v, dtype=np.int64).reshape(-1)
+                                           for v in (multiplier, shift, bias, acc_bound))))
+    modes = [rounding] * m.size if isinstance(rounding, str) else list(rounding)
+    if len(modes) != m.size or any(r not in ("ruy", "double", "int64") for r in modes):
+        return None
+    lift = -int(np.iinfo(dtype).min)
+    scale, offset, below, corr = [], [], [], []
+    for mi, si, r, bi, ai in zip(m, s, modes, b, bound):
+        row = _channel_form(int(mi), int(si), r, int(bi), int(ai))
+        if row is None:
+            return None
+        big_m, c, sh, dbl = row
+        base = c + ((zero_point + lift) << sh)
+        total = base + int(bi) * big_m
+        if int(ai) * big_m + abs(total) + (1 << 31) >= _FLOAT64_EXACT:
+            return None
+        scale.append(np.ldexp(float(big_m), -sh))
+        offset.append(np.ldexp(float(total), -sh))
+        below.append(np.ldexp(float(base - (1 << 30)), -sh) if dbl else -np.inf)
+        corr.append(np.ldexp(1.0, 31 - sh) if dbl else 0.0)
+    double = any(v != -np.inf for v in below)
+
+    def arr(v: list[float]) -> np.ndarray:
+        return np.array(v[0] if len(v) == 1 else v, dtype=np.float64)
+    return ScaledRequant(arr(scale), arr(offset), float(lo + lift), float(hi + lift),
+                         _UNSIGNED[dtype], 1 << (8 * dtype.itemsize - 1) if lift else 0,
+                         arr(below) if double else None, arr(corr) if double else None)
