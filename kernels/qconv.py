@@ -266,6 +266,10 @@ class Requant:
 #: tensors at 1.2M elements, and far less scratch memory).
 REQUANT_BLOCK = 1 << 17
 
+#: Up to this many output elements, per-channel requantization constants are
+#: stored at full size (numpy's broadcasting loops cost 2-3x on small arrays).
+TILE_LIMIT = 1 << 14
+
 
 def _blocked(closed: ClosedFormRequant | ScaledRequant, acc: np.ndarray) -> tuple[Finish, int]:
     """Run ``closed`` over row blocks of ``acc`` (whole when it is not one
@@ -277,10 +281,14 @@ def _blocked(closed: ClosedFormRequant | ScaledRequant, acc: np.ndarray) -> tupl
     shape = (step, channels) if flat is not None else acc.shape
     work = np.empty(shape, closed.work_dtype)
     mask = np.empty(shape, bool) if closed.needs_mask else None
+    extra = 0
+    if step == rows and acc.size <= TILE_LIMIT:     # one small block: no broadcasting
+        closed = closed.tiled(shape)
+        extra = sum(v.nbytes for v in vars(closed).values() if isinstance(v, np.ndarray))
     if flat is None:
         def whole(out: np.ndarray, _bias: Any = None) -> None:
             closed(acc, work, out.reshape(acc.shape), mask)
-        return whole, work.nbytes + (0 if mask is None else mask.nbytes)
+        return whole, work.nbytes + extra + (0 if mask is None else mask.nbytes)
     spans = [(r, min(rows, r + step)) for r in range(0, rows, step)]
     blocks = [(flat[a:b], work[:b - a], None if mask is None else mask[:b - a])
               for a, b in spans]
@@ -292,7 +300,7 @@ def _blocked(closed: ClosedFormRequant | ScaledRequant, acc: np.ndarray) -> tupl
             outs[:] = [out, [o[a:b] for a, b in spans]]
         for (a, w, m), o in zip(blocks, outs[1]):
             closed(a, w, o, m)
-    return finish, work.nbytes + (0 if mask is None else mask.nbytes)
+    return finish, work.nbytes + extra + (0 if mask is None else mask.nbytes)
 
 
 Finish = Callable[..., None]
