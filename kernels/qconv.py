@@ -27,7 +27,7 @@ form.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -181,6 +181,7 @@ class Requant:
     rounding: str
     real: np.ndarray | None = None      # the double multiplier, for "float"
     dtype: Any = None                   # the output's numpy dtype
+    _scaled: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, acc: np.ndarray, out: np.ndarray) -> None:
         """Write requantized ``acc`` (int64, channels last) into ``out``."""
@@ -215,9 +216,12 @@ class Requant:
         bias, or None where it is not provably exact."""
         if bias is None or self.rounding == "float" or self.dtype is None:
             return None
-        return scaled_requant(self.multiplier, self.shift,
-                              self.channel_roundings(self.multiplier.size), bias,
-                              self.zero_point, self.lo, self.hi, acc_bound, self.dtype)
+        key = (np.asarray(bias).tobytes(), np.asarray(acc_bound).tobytes())
+        if key not in self._scaled:
+            self._scaled[key] = scaled_requant(
+                self.multiplier, self.shift, self.channel_roundings(self.multiplier.size),
+                bias, self.zero_point, self.lo, self.hi, acc_bound, self.dtype)
+        return self._scaled[key]
 
     def compile(self, acc: np.ndarray, bias: np.ndarray | None, acc_bound: np.ndarray
                 ) -> tuple[Finish, int]:

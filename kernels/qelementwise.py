@@ -90,12 +90,25 @@ def _add_sub(ctx: OpContext, sign: int) -> Prepared:
     # a negative amount (undefined behaviour; garbage on x86): refuse it, as ADD.
     mo = _smaller_than_one(ctx, twice_max / float(np.float32(1 << left) * out.scale), "output")
 
+    in_x, in_y = _rescaler(a, left, m1), _rescaler(b, left, m2)
+
     def fn(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        sx = qm.multiply_by_quantized_multiplier((x - a.zero_point) << left, *m1)
-        sy = qm.multiply_by_quantized_multiplier((y - b.zero_point) << left, *m2)
-        raw = qm.multiply_by_quantized_multiplier(sx + sign * sy, *mo) + out.zero_point
+        raw = qm.multiply_by_quantized_multiplier(in_x(x) + sign * in_y(y), *mo) + \
+            out.zero_point
         return np.clip(raw, lo, hi)
     return _done_pairwise(ctx, fn, shape)
+
+
+def _rescaler(p: QParams, left: int, mult: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+    """x -> MultiplyByQuantizedMultiplier((x - zp) << left): for 8-bit inputs
+    computed once per value (a pair table would otherwise redo it 256 times)."""
+    def rescale(x: np.ndarray) -> np.ndarray:
+        return qm.multiply_by_quantized_multiplier((x - p.zero_point) << left, *mult)
+    if p.dtype.itemsize != 1:
+        return rescale
+    info = np.iinfo(p.dtype)
+    table = rescale(np.arange(info.min, info.max + 1, dtype=np.int64))
+    return lambda x: table[np.asarray(x, dtype=np.int64) - info.min]
 
 
 def _pot_int16(ctx: OpContext, a: QParams, b: QParams, out: QParams) -> bool:

@@ -106,11 +106,10 @@ def saturating_rounding_doubling_high_mul(a: Any, b: Any) -> np.ndarray:
     """gemmlowp's SaturatingRoundingDoublingHighMul on int32 values (as int64)."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    total = ab + nudge
-    # C++ integer division truncates toward zero.
-    high = np.where(total >= 0, total >> 31, -((-total) >> 31))
+    # C++: (ab + (ab >= 0 ? 2**30 : 1 - 2**30)) / 2**31, truncating. For ab < 0
+    # that is ceil((ab + 1 - 2**30) / 2**31) == floor((ab + 2**30) / 2**31), the
+    # same floor as for ab >= 0: one arithmetic shift (ties round upward).
+    high = (a * b + (1 << 30)) >> 31
     return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
 
 
@@ -461,73 +460,68 @@ def closed_form_requant(multiplier: Any, shift: Any, rounding: str | Sequence[st
     is "ruy" (multiply_by_quantized_multiplier_ruy), "double"
     (multiply_by_quantized_multiplier) or "int64"
     (multiply_by_quantized_multiplier_int64), or one of those per channel; the
-    result is
-    ``clip(rescaled + zero_point, lo, hi)``. ``acc_bound`` bounds |acc| per
-    channel (all arguments broadcast to the channel count).
+    result is ``clip(rescaled + zero_point, lo, hi)``. ``acc_bound`` bounds
+    |acc| per channel (all arguments broadcast to the channel count).
     """
-    m, s, b, bound = (np.broadcast_arrays(*(np.asarray(v, dtype=np.int64).reshape(-1)
-                                           for v in (multiplier, shift, bias, acc_bound))))
+    forms = _channel_forms(multiplier, shift, rounding, bias, acc_bound)
+    if forms is None:
+        return None
+    big_m, c, sh, dbl, b, bound = forms
+    base = c + zero_point * (1 << sh)
+    total = base + b * big_m
+    top = int(sh.max())
+    k = top - sh
+    room = (bound * big_m + np.abs(total) + (1 << 31))
+    uniform = bool(np.all(room << k < _INT64_ROOM))
+    if not uniform:
+        if not np.all(room < _INT64_ROOM):
+            return None
+        k = k * 0
+    below = np.where(dbl, (base - (1 << 30)) << k, -(1 << 63))
+    corr = np.where(dbl, 1 << (31 + k), 0)
+    double = bool(dbl.any())
+    return ClosedFormRequant(_int64(big_m << k), _int64(total << k),
+                             top if uniform else _int64(sh), lo, hi,
+                             _int64(below) if double else None, _int64(corr) if double else None)
+
+
+def _int64(v: np.ndarray) -> np.ndarray:
+    """An object array of Python ints as int64 (one channel: a scalar)."""
+    return np.array(int(v[0]) if v.size == 1 else v.astype(np.int64), dtype=np.int64)
+
+
+def _channel_forms(multiplier: Any, shift: Any, rounding: str | Sequence[str], bias: Any,
+                   acc_bound: Any) -> tuple[np.ndarray, ...] | None:
+    """Per channel (M, C, S, double-rounding flag, bias, bound) as arrays of
+    exact Python integers (object dtype), or None if some x = acc + bias might
+    wrap or saturate in the C++ arithmetic for |acc| <= bound, or a rounding
+    mode is unknown."""
+    m, s, b, bound = (np.array([int(v) for v in a], dtype=object) for a in np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.int64).reshape(-1)
+          for v in (multiplier, shift, bias, acc_bound))))
     modes = [rounding] * m.size if isinstance(rounding, str) else list(rounding)
-    if len(modes) != m.size or any(r not in ("ruy", "double", "int64") for r in modes):
+    if len(modes) != m.size or any(r not in ("ruy", "double", "int64") for r in modes) or \
+            np.any(m < 0):
         return None
-    rows = [_channel_form(int(mi), int(si), r, int(bi), int(ai))
-            for mi, si, r, bi, ai in zip(m, s, modes, b, bound)]
-    if any(r is None for r in rows):
+    is64 = np.array([r == "int64" for r in modes])
+    x_max = bound + np.abs(b)
+    # int64 rounding (16x8): a 15-bit multiplier, one rounding shift, no wrap.
+    reduced = np.where(m >= 0x7FFF0000, 0x7FFF, (m + (1 << 15)) >> 16)
+    total = 15 - s
+    safe_total = np.where(total >= 1, total, 1)
+    ok64 = (total >= 1) & (x_max * reduced + (1 << safe_total) < _INT64_ROOM) & \
+        ((x_max * reduced >> safe_total) + 1 < (1 << 31))
+    # ruy / double: x << left must not wrap, nor ruy's overflow guard fire.
+    left, right = np.maximum(s, 0), np.maximum(-s, 0)
+    ok32 = (right <= 31) & ((x_max << left) + (1 << np.minimum(right, 62)) < (1 << 31))
+    if not np.all(np.where(is64, ok64, ok32)):
         return None
-    return _assemble(rows, [int(x) for x in b], [int(a) for a in bound], zero_point, lo, hi)
-
-
-def _channel_form(m: int, s: int, rounding: str, b: int, bound: int
-                  ) -> tuple[int, int, int, int] | None:
-    """(M, C, S, double-rounding flag) of one channel, or None if x = acc + b
-    might wrap or saturate in the C++ arithmetic for some |acc| <= bound."""
-    x_max = bound + abs(b)
-    if m < 0:
-        return None
-    if rounding == "int64":
-        reduced = 0x7FFF if m >= 0x7FFF0000 else (m + (1 << 15)) >> 16
-        total = 15 - s
-        if total < 1 or x_max * reduced + (1 << total) >= _INT64_ROOM:
-            return None
-        if (x_max * reduced >> total) + 1 >= 1 << 31:     # the int32 wrap never happens
-            return None
-        return reduced, 1 << (total - 1), total, 0
-    left, right = max(s, 0), max(-s, 0)
-    if right > 31 or (x_max << left) + (1 << right) >= 1 << 31:
-        return None                   # x << left could wrap, or ruy's guard could fire
-    offset = (1 << 30) + ((1 << (30 + right)) if right else 0)
-    return m << left, offset, 31 + right, int(rounding == "double" and right > 0)
-
-
-def _assemble(rows: list[tuple[int, int, int, int]], bias: list[int], bound: list[int],
-              zero_point: int, lo: int, hi: int) -> ClosedFormRequant | None:
-    """Fold bias and zero point in; one common shift when int64 has room."""
-    top = max(r[2] for r in rows)
-    uniform = all(_fits(r, b, a, top - r[2], zero_point) for r, b, a in zip(rows, bias, bound))
-    if not uniform and not all(_fits(r, b, a, 0, zero_point)
-                               for r, b, a in zip(rows, bias, bound)):
-        return None
-    mult, offset, shifts, below, corr = [], [], [], [], []
-    for (big_m, c, s, dbl), b in zip(rows, bias):
-        k = top - s if uniform else 0
-        mult.append(big_m << k)
-        offset.append((c + b * big_m + (zero_point << s)) << k)
-        shifts.append(s + k)
-        below.append(((c + (zero_point << s) - (1 << 30)) << k) if dbl else -(1 << 63))
-        corr.append((1 << (31 + k)) if dbl else 0)
-    def arr(v: list[int]) -> np.ndarray:       # one channel: a scalar, broadcasting anywhere
-        return np.array(v[0] if len(v) == 1 else v, dtype=np.int64)
-    double = any(r[3] for r in rows)
-    return ClosedFormRequant(arr(mult), arr(offset), top if uniform else arr(shifts), lo, hi,
-                             arr(below) if double else None, arr(corr) if double else None)
-
-
-def _fits(row: tuple[int, int, int, int], b: int, bound: int, k: int, zero_point: int
-          ) -> bool:
-    """int64 holds every intermediate of one channel scaled by 2**k."""
-    big_m, c, s, _ = row
-    offset = abs(c + b * big_m + (zero_point << s)) + (1 << 31)
-    return (bound * big_m + offset) << k < _INT64_ROOM
+    big_m = np.where(is64, reduced, m << left)
+    c = np.where(is64, 1 << (safe_total - 1),
+                 (1 << 30) + np.where(right > 0, 1 << (30 + right), 0))
+    sh = np.where(is64, total, 31 + right)
+    dbl = np.array([r == "double" for r in modes]) & (right > 0).astype(bool)
+    return big_m, c, sh, dbl, b, bound
 
 
 # -- the closed form in float64 -------------------------------------------------------------
@@ -603,30 +597,23 @@ def scaled_requant(multiplier: Any, shift: Any, rounding: str | Sequence[str], b
     dtype = np.dtype(dtype)
     if dtype not in _UNSIGNED:
         return None
-    m, s, b, bound = (np.broadcast_arrays(*(np.asarray(v, dtype=np.int64).reshape(-1)
-                                           for v in (multiplier, shift, bias, acc_bound))))
-    modes = [rounding] * m.size if isinstance(rounding, str) else list(rounding)
-    if len(modes) != m.size or any(r not in ("ruy", "double", "int64") for r in modes):
+    forms = _channel_forms(multiplier, shift, rounding, bias, acc_bound)
+    if forms is None:
         return None
+    big_m, c, sh, dbl, b, bound = forms
     lift = -int(np.iinfo(dtype).min)
-    scale, offset, below, corr = [], [], [], []
-    for mi, si, r, bi, ai in zip(m, s, modes, b, bound):
-        row = _channel_form(int(mi), int(si), r, int(bi), int(ai))
-        if row is None:
-            return None
-        big_m, c, sh, dbl = row
-        base = c + ((zero_point + lift) << sh)
-        total = base + int(bi) * big_m
-        if int(ai) * big_m + abs(total) + (1 << 31) >= _FLOAT64_EXACT:
-            return None
-        scale.append(np.ldexp(float(big_m), -sh))
-        offset.append(np.ldexp(float(total), -sh))
-        below.append(np.ldexp(float(base - (1 << 30)), -sh) if dbl else -np.inf)
-        corr.append(np.ldexp(1.0, 31 - sh) if dbl else 0.0)
-    double = any(v != -np.inf for v in below)
+    base = c + (zero_point + lift) * (1 << sh)
+    total = base + b * big_m
+    if not np.all(bound * big_m + np.abs(total) + (1 << 31) < _FLOAT64_EXACT):
+        return None
+    neg = (-sh).astype(np.int64)
 
-    def arr(v: list[float]) -> np.ndarray:
-        return np.array(v[0] if len(v) == 1 else v, dtype=np.float64)
-    return ScaledRequant(arr(scale), arr(offset), float(lo + lift), float(hi + lift),
+    def f64(v: np.ndarray) -> np.ndarray:     # exact: every |v| < 2**53
+        out = np.ldexp(v.astype(np.float64), neg)
+        return np.array(out[0]) if out.size == 1 else out
+    double = bool(dbl.any())
+    below = f64(np.where(dbl, base - (1 << 30), -_FLOAT64_EXACT))     # never below that
+    corr = f64(np.where(dbl, 1 << 31, 0))
+    return ScaledRequant(f64(big_m), f64(total), float(lo + lift), float(hi + lift),
                          _UNSIGNED[dtype], 1 << (8 * dtype.itemsize - 1) if lift else 0,
-                         arr(below) if double else None, arr(corr) if double else None)
+                         below if double else None, corr if double else None)
