@@ -711,7 +711,7 @@ def prepare_depthwise(ctx: OpContext) -> Prepared:
 
     The input is cast once into a padded float buffer (channels repeated for
     a depth multiplier) whose window views are made in prepare; see
-    :func:`_depthwise_taps` for the multiply-adds.
+    :func:`depthwise_taps` for the multiply-adds.
     """
     ctx.expect_counts((2, 3), 1)
     x, w, bias, out = ctx.input(0), ctx.input(1), ctx.optional_input(2), ctx.outputs[0]
@@ -743,13 +743,14 @@ def prepare_depthwise(ctx: OpContext) -> Prepared:
     weights = weights_provider(w, bias, layout)
     padded = PaddedInput(x.shape, win, x_zp, dtype, repeat=mult)
     acc_f = np.empty((n, win.out_h, win.out_w, cout), dtype)
-    taps, taps_bytes = _depthwise_taps(padded, acc_f, weights)
+    taps, taps_bytes = depthwise_taps(padded, acc_f,
+                                      None if weights.fixed is None else weights.fixed.matrix)
     finish, fin_bytes = requant.compile(acc_f, weights.bias, max_abs(x.type_name) * sums)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         g = weights(ins)
         padded.fill(ins[0])
-        taps(g)
+        taps(g.matrix)
         finish(outs[0], g.bias)
     return ctx.done(run, acc_f.shape,
                     scratch_bytes=padded.buf.nbytes + acc_f.nbytes + taps_bytes + fin_bytes)
@@ -760,9 +761,10 @@ def prepare_depthwise(ctx: OpContext) -> Prepared:
 EINSUM_MIN_CHANNELS = 32
 
 
-def _depthwise_taps(padded: PaddedInput, acc: np.ndarray, weights: Weights
-                    ) -> tuple[Callable[[Gemm], None], int]:
-    """``taps(g)``: acc = sum over the kernel taps of tap view * weights [KH, KW, C].
+def depthwise_taps(padded: PaddedInput, acc: np.ndarray, fixed: np.ndarray | None
+                   ) -> tuple[Callable[[np.ndarray], None], int]:
+    """``taps(w)``: acc = sum over the kernel taps of tap view * weights w
+    [KH, KW, C] (``fixed``: the weights when constant, tiled once here).
 
     One einsum over a strided window view, which multiplies and sums in one
     pass without temporaries. With stride_w == 1 a window row's (x, c) pairs
@@ -783,23 +785,23 @@ def _depthwise_taps(padded: PaddedInput, acc: np.ndarray, weights: Weights
         def tile(m: np.ndarray) -> np.ndarray:
             return np.ascontiguousarray(np.broadcast_to(m[:, :, None, :], (kh, kw, ow, c))
                                         ).reshape(kh, kw, ow * c)
-        tiled = tile(weights.fixed.matrix) if weights.fixed is not None else None
+        tiled = tile(fixed) if fixed is not None else None
 
-        def merged(g: Gemm) -> None:
-            wt = tiled if tiled is not None else tile(g.matrix)
+        def merged(w: np.ndarray) -> None:
+            wt = tiled if tiled is not None else tile(w)
             np.einsum("nhqij,ijq->nhq", view, wt, out=out)
         return merged, 0 if tiled is None else tiled.nbytes
     if c >= EINSUM_MIN_CHANNELS:
         view = windows_of(a, win)
 
-        def windowed(g: Gemm) -> None:
-            np.einsum("nhwijc,ijc->nhwc", view, g.matrix, out=acc)
+        def windowed(w: np.ndarray) -> None:
+            np.einsum("nhwijc,ijc->nhwc", view, w, out=acc)
         return windowed, 0
     taps = [padded.tap(i, j) for i in range(kh) for j in range(kw)]
     tmp = np.empty_like(acc)
 
-    def by_tap(g: Gemm) -> None:
-        wt = g.matrix.reshape(kh * kw, c)
+    def by_tap(w: np.ndarray) -> None:
+        wt = w.reshape(kh * kw, c)
         np.multiply(taps[0], wt[0], out=acc)
         for t in range(1, len(taps)):
             np.multiply(taps[t], wt[t], out=tmp)
