@@ -412,19 +412,23 @@ def weight_abs_sums(w: TensorSpec, axis: int, zp: int = 0) -> np.ndarray:
 
 
 #: Output elements per GEMM block of a float64 closed-form requantization
-#: (512 KiB of float64 that stay in cache between the GEMM and the rescale).
-GEMM_BLOCK = 1 << 16
+#: (2 MiB of float64, about one core's L2; smaller blocks mean more BLAS calls,
+#: each a thread synchronization that costs dearly on a busy machine).
+GEMM_BLOCK = 1 << 18
 
 
 def fuse_in_gemm(rows: int, depth: int, cols: int) -> bool:
     """Whether to requantize inside a float64 GEMM (:func:`scaled_gemm`) rather
     than after a float32 one. The fused form costs a float64 GEMM and operand
-    (~ rows * depth), the other its passes over the output (~ rows * cols);
-    measured on MobileNetV2/KWS layer shapes, fusing wins for shallow or
-    widening layers (K <= 32, or N >= K/2: 1.2-2x) and for small ones (fewer
-    numpy calls), and loses up to 1.5x on deep narrowing ones (K=96..960 into
-    N <= K/4)."""
-    return rows > 1 and (depth <= 32 or 2 * cols >= depth or rows * depth * cols <= 1 << 18)
+    (~ rows * depth), the other its passes over the output (~ rows * cols).
+    Per-layer A/B timings on the MobileNetV2 and KWS layers: fusing wins for
+    widening layers (N > K/2: up to 1.4x) and small ones (fewer numpy calls),
+    loses up to 1.6x on narrowing ones (N <= K/2, e.g. 192 -> 32) and on a
+    handful of rows (float64 BLAS is slower and the weights dominate)."""
+    if rows < 16:
+        return False
+    return 2 * cols > depth or (depth <= 48 and rows * cols <= 1 << 16) or \
+        rows * depth * cols <= 1 << 17
 
 
 def scaled_rhs(matrix: np.ndarray, sr: ScaledRequant) -> np.ndarray:

@@ -268,3 +268,31 @@ def test_scaled_requant_equals_the_stepwise_functions(seed: int, mode: str, n: i
     got = np.empty(acc.shape, dtype)
     scaled(acc.astype(np.float32), np.empty(acc.shape), got, np.empty(acc.shape, bool))
     np.testing.assert_array_equal(got, stepwise(acc, m, s, rounding, bias, zp, lo, hi))
+
+
+@pytest.mark.parametrize("rows,depth,units", [
+    (32, 20, 30),     # widening: requantized inside a float64 GEMM
+    (32, 100, 10),    # narrowing: float32 GEMM, then the rescale
+    (1, 64, 12),      # one row (a GEMV): float32
+])
+@pytest.mark.parametrize("dtype,bias_type", [(np.int8, np.int32), (np.uint8, np.int32),
+                                             (np.int16, np.int64)])
+def test_fully_connected_strategies(rows: int, depth: int, units: int, dtype: Any,
+                                    bias_type: Any) -> None:
+    """Both FULLY_CONNECTED GEMM forms, per integer flavour, == LiteRT."""
+    rng = np.random.default_rng(rows + depth)
+    if dtype == np.uint8:
+        wv, w_q = rng.integers(0, 256, (units, depth)).astype(np.uint8), \
+            Quantization.of(0.01, 120)
+        x_q = Quantization.of(0.05, 131)
+    else:
+        wv, w_q = int8_weights(rng, (units, depth), 0)
+        x_q = Quantization.of(0.05, -9) if dtype == np.int8 else Quantization.of(3e-4, 0)
+    out_q = Quantization.of(0.4, 7) if dtype != np.int16 else Quantization.of(2e-3, 0)
+    model = one_op_model(
+        "FULLY_CONNECTED",
+        [inp((rows, depth), dtype, x_q), const(wv, quantization=w_q),
+         bias_for(rng, units, float(x_q.scale[0]), w_q, bias_type)],
+        {"fused_activation_function": "RELU"}, out_quantization=out_q,
+        version=7 if dtype == np.int16 else 5)
+    check(model, exact=True)
