@@ -24,6 +24,17 @@ NEON code compiled through NEON_2_SSE (ties upward), TFLite's scalar code
 rounds twice with ties away from zero (the wheel is built without
 ``TFLITE_SINGLE_ROUNDING``), and the 16x8 kernels use the 64-bit accumulator
 form.
+
+**Speed without temporaries.** Every buffer a run needs is made in prepare
+(``scratch_bytes``). The rescale is quant_math's closed form
+``floor((acc * M + C) / 2**S)``, proven exact per layer from the accumulator
+bound: in float64 it is folded into the GEMM itself for widening and small
+layers (scaled weights plus an offset row; then clamp, truncating cast and a
+sign-bit flip), otherwise a few passes after a float32 GEMM, through
+cache-sized row blocks; step-by-step fixed point only where no closed form is
+provable. Pointwise convolutions use the cast input as the GEMM operand,
+im2col casts while copying windows, depthwise is one einsum over a strided
+window view.
 """
 from __future__ import annotations
 
