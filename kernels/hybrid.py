@@ -25,6 +25,7 @@ from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from .common import broadcast_shape, fused_activation
 from .qconv import PaddedInput, conv_window, depthwise_taps, gemm_dtype
+from .quant_math import clip_into
 from .registry import register
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class RowQuantizer:
         scale = np.where(zero, F32(1), rng / F32(127)).astype(F32)
         inv = (F32(127) / rng).astype(F32)
         q = self._round(x, inv, None)
-        np.clip(q, -127, 127, out=q)
+        clip_into(q, -127, 127, q)
         if zero.any():
             q[zero] = 0
         return q, scale, np.zeros(len(x), np.int64)
@@ -81,7 +82,7 @@ class RowQuantizer:
         scale = np.where(same, F32(1), scale_d.astype(F32)).astype(F32)
         inv = (F32(1) / scale).astype(F32)
         q = self._round(x, inv, zp.astype(F32))
-        np.clip(q, -128, 127, out=q)
+        clip_into(q, -128, 127, q)
         if same.any():
             q[same] = 0
         return q, scale, zp.astype(np.int64)
@@ -312,7 +313,7 @@ def prepare_hybrid_conv2d(ctx: OpContext) -> Prepared:
         np.matmul(lhs, wmat, out=dot)
         out = outs[0].reshape(n, m, cout)
         np.add(finish(sf, zp), b, out=out)
-        np.clip(out, lo, hi, out=out)
+        clip_into(out, lo, hi, out)
     return ctx.done(run, (n, win.out_h, win.out_w, cout),
                     scratch_bytes=cols.nbytes + sum(p.buf.nbytes for p in pads) +
                     quant.nbytes + finish.nbytes)
@@ -375,7 +376,7 @@ def prepare_hybrid_depthwise(ctx: OpContext) -> Prepared:
         if tail is not None:
             np.copyto(af, tail, where=~vector)
         np.add(af, b, out=outs[0])
-        np.clip(outs[0], lo, hi, out=outs[0])
+        clip_into(outs[0], lo, hi, outs[0])
     scratch = acc.nbytes + padded.buf.nbytes + taps_bytes + quant.nbytes + \
         (0 if af is acc else af.nbytes) + (0 if tail is None else tail.nbytes)
     return ctx.done(run, acc.shape, scratch_bytes=scratch)

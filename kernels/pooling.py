@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared
 
-from .quant_math import activation_range
+from .quant_math import activation_range, clip_into
 from .registry import FLOAT_TYPES, QUANT_TYPES, register
 from .windows import Axis, PaddedInput, ViewCache, clamp_activation, tap_indices, window_axes, \
     window_view
@@ -149,7 +149,7 @@ def _quantized_max(ctx: OpContext, axes: Sequence[Axis], clamp: tuple[int, int] 
     def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
         reduce_taps(taps(ins[0]), outs[0], np.maximum)
         if clamp is not None:
-            np.clip(outs[0], clamp[0], clamp[1], out=outs[0])
+            clip_into(outs[0], clamp[0], clamp[1], outs[0])
     return run, taps.pad.nbytes
 
 
@@ -193,7 +193,7 @@ def _quantized_average(ctx: OpContext, axes: Sequence[Axis], clamp: tuple[int, i
         np.add(rounded, half, out=rounded)
         np.floor_divide(rounded, counts, out=rounded)
         np.negative(rounded, out=rounded, where=negative)
-        np.clip(rounded, lo, hi, out=rounded)
+        clip_into(rounded, lo, hi, rounded)
         np.copyto(outs[0], rounded, casting="unsafe")
     return run, padded.nbytes + 2 * acc.nbytes + negative.nbytes
 

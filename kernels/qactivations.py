@@ -369,7 +369,7 @@ def _softmax8(ctx: OpContext, pin: QParams, pout: QParams, beta: np.float32) -> 
             np.add(wide, 0.5, out=wide)
             np.copyto(q, wide, casting="unsafe")
         np.add(q, pout.zero_point, out=q)
-        np.clip(q, info.min, info.max, out=q)
+        qm.clip_into(q, info.min, info.max, q)
         np.copyto(outs[0], q, casting="unsafe")
     scratch = sum(a.nbytes for a in (index, top, e, cum, inv, q)) + \
         (0 if wide is None else wide.nbytes)

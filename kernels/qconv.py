@@ -47,7 +47,7 @@ from numpy.lib.stride_tricks import as_strided
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from .common import broadcast_shape, window_padding
-from .quant_math import (ClosedFormRequant, ScaledRequant, activation_range,
+from .quant_math import (ClosedFormRequant, ScaledRequant, activation_range, clip_into,
                          closed_form_requant, multiply_by_quantized_multiplier,
                          multiply_by_quantized_multiplier_int64,
                          multiply_by_quantized_multiplier_ruy, quantize_multiplier,
@@ -271,7 +271,7 @@ class Requant:
             np.add(work, half, out=work)
             np.trunc(work, out=work)
             np.add(work, self.zero_point, out=work)
-            np.clip(work, self.lo, self.hi, out=work)
+            clip_into(work, self.lo, self.hi, work)
             np.copyto(out.reshape(acc.shape), work, casting="unsafe")
         return finish, work.nbytes + half.nbytes
 
@@ -312,7 +312,7 @@ def _blocked(closed: ClosedFormRequant | ScaledRequant, acc: np.ndarray) -> tupl
 
     def finish(out: np.ndarray, _bias: Any = None) -> None:
         if outs[0] is not out:
-            o = out.reshape(rows, channels)
+            o = closed.target(out.reshape(rows, channels))
             outs[:] = [out, [o[a:b] for a, b in spans]]
         for (a, w, m), o in zip(blocks, outs[1]):
             closed(a, w, o, m)
@@ -466,7 +466,7 @@ def scaled_gemm(rhs: np.ndarray, sr: ScaledRequant, rows: int
 
     def gemm(lhs: np.ndarray, out: np.ndarray) -> None:
         if cache[0] is not lhs or cache[1] is not out:
-            o = out.reshape(rows, n)
+            o = sr.target(out.reshape(rows, n))
             cache[:] = [lhs, out, [(lhs[a:b], o[a:b]) for a, b in spans]]
         for (l, o), (zz, mm) in zip(cache[2], work):
             np.matmul(l, rhs, out=zz)

@@ -27,6 +27,20 @@ import numpy as np
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
+try:                     # the clip ufunc itself: np.clip goes through four Python
+    from numpy._core.umath import clip as _clip_ufunc       # layers (~2 us a call)
+except ImportError:      # pragma: no cover - numpy < 2
+    try:
+        from numpy.core.umath import clip as _clip_ufunc
+    except ImportError:
+        _clip_ufunc = np.clip
+
+
+def clip_into(x: np.ndarray, lo: Any, hi: Any, out: np.ndarray) -> None:
+    """``np.clip(x, lo, hi, out=out)`` without np.clip's Python wrappers (the
+    same ufunc, called directly: it matters for small tensors)."""
+    _clip_ufunc(x, lo, hi, out=out)
+
 #: Rounding mode of ai-edge-litert's builtin integer kernels (verified by
 #: tests/test_quant_math.py against the oracle).
 DEFAULT_ROUNDING = "double"
@@ -428,8 +442,12 @@ class ClosedFormRequant:
             np.less(work, self.negative_below, out=mask)
             np.subtract(work, self.correction, out=work, where=mask)
         np.right_shift(work, self.shift, out=work)
-        np.clip(work, self.lo, self.hi, out=work)
+        clip_into(work, self.lo, self.hi, work)
         np.copyto(out, work, casting="unsafe")
+
+    def target(self, out: np.ndarray) -> np.ndarray:
+        """The view of an output array that calls write (``out`` itself)."""
+        return out
 
     @property
     def needs_mask(self) -> bool:
@@ -571,11 +589,16 @@ class ScaledRequant:
         if self.negative_below is not None:
             np.less(z, self.negative_below, out=mask)
             np.subtract(z, self.correction, out=z, where=mask)
-        np.clip(z, self.lo, self.hi, out=z)
-        u = out.view(self.unsigned)
+        clip_into(z, self.lo, self.hi, z)
+        u = out if out.dtype.type is self.unsigned else out.view(self.unsigned)
         np.copyto(u, z, casting="unsafe")          # truncation of z >= 0: the floor
         if self.flip:
             np.bitwise_xor(u, self.flip, out=u)
+
+    def target(self, out: np.ndarray) -> np.ndarray:
+        """The view of an output array that calls write (its unsigned view;
+        made once by callers that reuse the same output)."""
+        return out.view(self.unsigned)
 
     @property
     def needs_mask(self) -> bool:

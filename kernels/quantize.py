@@ -143,7 +143,7 @@ def prepare_quantize(ctx: OpContext) -> Prepared:
         np.add(q, 1 << 31, out=q)                            # + zero point wraps in int32
         np.bitwise_and(q, (1 << 32) - 1, out=q)
         np.subtract(q, 1 << 31, out=q)
-        np.clip(q, info.min, info.max, out=q)
+        qm.clip_into(q, info.min, info.max, q)
         np.copyto(outs[0], q, casting="unsafe")
     return ctx.done(run, x.shape, scratch_bytes=ratio.nbytes + wide.nbytes + half.nbytes +
                     bad.nbytes + q.nbytes)
