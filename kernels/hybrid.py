@@ -24,7 +24,8 @@ import numpy as np
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from .common import broadcast_shape, fused_activation
-from .qconv import PaddedInput, conv_window, gemm_dtype
+from .qconv import PaddedInput, conv_window, depthwise_taps, gemm_dtype
+from .quant_math import clip_into
 from .registry import register
 
 if TYPE_CHECKING:
@@ -36,42 +37,84 @@ CLAMP_ACTIVATIONS = {"NONE": (-np.inf, np.inf), "RELU": (0.0, np.inf), "RELU6": 
 
 
 # -- on-the-fly input quantization (TFLite's tensor_utils, row by row) -------------------
+class RowQuantizer:
+    """LiteRT's on-the-fly quantization of the rows of a [B, K] float32 input,
+    into buffers made once: the quantized values (as float32, exact) and the
+    per-row scales and zero points.
+
+    Symmetric: values in [-127, 127], scale range / 127 (an all-zero row gets
+    scale 1). Asymmetric: the range always includes 0; the scale is (max -
+    min) / 255 with the difference in float32 and the division in double, the
+    zero point comes from whichever end has the smaller error (in double), and
+    values are ``zero_point + round(x / scale)`` clamped to [-128, 127]. Only
+    per-row arrays of B values are made per call; nothing of size B x K.
+    """
+
+    def __init__(self, rows: int, depth: int, asymmetric: bool) -> None:
+        self.asymmetric = asymmetric
+        self.q = np.empty((rows, depth), F32)
+        self._half = np.empty((rows, depth), F32)
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(quantized values, float32 scales, int64 zero points) of the rows of ``x``."""
+        if self.asymmetric:
+            return self._asymmetric(x)
+        rng = np.maximum(np.abs(x.min(axis=1)), np.abs(x.max(axis=1)))
+        zero = rng == 0
+        rng = np.where(zero, F32(1), rng)
+        scale = np.where(zero, F32(1), rng / F32(127)).astype(F32)
+        inv = (F32(127) / rng).astype(F32)
+        q = self._round(x, inv, None)
+        clip_into(q, -127, 127, q)
+        if zero.any():
+            q[zero] = 0
+        return q, scale, np.zeros(len(x), np.int64)
+
+    def _asymmetric(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lo = np.minimum(F32(0), x.min(axis=1))
+        hi = np.maximum(F32(0), x.max(axis=1))
+        same = lo == hi
+        scale_d = np.where(same, 1.0, (hi - lo).astype(np.float64) / 255.0)
+        lo_s, hi_s = lo / scale_d, hi / scale_d
+        zp_d = np.where(128 + np.abs(lo_s) < 127 + np.abs(hi_s), -128 - lo_s, 127 - hi_s)
+        zp = np.clip(_round_half_away(zp_d), -128, 127)
+        zp[same] = 0
+        scale = np.where(same, F32(1), scale_d.astype(F32)).astype(F32)
+        inv = (F32(1) / scale).astype(F32)
+        q = self._round(x, inv, zp.astype(F32))
+        clip_into(q, -128, 127, q)
+        if same.any():
+            q[same] = 0
+        return q, scale, zp.astype(np.int64)
+
+    def _round(self, x: np.ndarray, inv: np.ndarray, zp: np.ndarray | None) -> np.ndarray:
+        """round_half_away(x * inv) (+ zp), all in float32, in place."""
+        q, half = self.q, self._half
+        np.multiply(x, inv[:, None], out=q)
+        np.copysign(F32(0.5), q, out=half)
+        np.add(q, half, out=q)
+        np.trunc(q, out=q)
+        if zp is not None:
+            np.add(q, zp[:, None], out=q)
+        return q
+
+    @property
+    def nbytes(self) -> int:
+        """Scratch bytes held."""
+        return self.q.nbytes + self._half.nbytes
+
+
 def quantize_symmetric(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``x`` [B, K] to int8 values in [-127, 127] (as float32) and their
     float32 scales range/127; an all-zero row gets scale 1."""
-    rng = np.maximum(np.abs(x.min(axis=1)), np.abs(x.max(axis=1)))
-    zero = rng == 0
-    rng = np.where(zero, F32(1), rng)
-    scale = np.where(zero, F32(1), rng / F32(127)).astype(F32)
-    inv = (F32(127) / rng).astype(F32)
-    q = _round_half_away(x * inv[:, None])
-    np.clip(q, -127, 127, out=q)
-    q[zero] = 0
+    q, scale, _ = RowQuantizer(*x.shape, asymmetric=False)(x)
     return q, scale
 
 
 def quantize_asymmetric(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of ``x`` [B, K] to int8 values with a per-row zero point.
-
-    The range always includes 0; the scale is (max - min) / 255 with the
-    difference taken in float32 and the division in double, the zero point
-    comes from whichever end has the smaller error (in double), and values
-    are ``zero_point + round(x / scale)`` clamped to [-128, 127].
-    """
-    lo = np.minimum(F32(0), x.min(axis=1))
-    hi = np.maximum(F32(0), x.max(axis=1))
-    same = lo == hi
-    scale_d = np.where(same, 1.0, (hi - lo).astype(np.float64) / 255.0)
-    lo_s, hi_s = lo / scale_d, hi / scale_d
-    zp_d = np.where(128 + np.abs(lo_s) < 127 + np.abs(hi_s), -128 - lo_s, 127 - hi_s)
-    zp = np.clip(_round_half_away(zp_d), -128, 127)
-    zp[same] = 0
-    scale = np.where(same, F32(1), scale_d.astype(F32)).astype(F32)
-    inv = (F32(1) / scale).astype(F32)
-    q = _round_half_away(x * inv[:, None]) + zp[:, None].astype(F32)
-    np.clip(q, -128, 127, out=q)
-    q[same] = 0
-    return q, scale, zp.astype(np.int64)
+    """Rows of ``x`` [B, K] to int8 values with a per-row zero point (see
+    :class:`RowQuantizer`)."""
+    return RowQuantizer(*x.shape, asymmetric=True)(x)
 
 
 def _round_half_away(v: np.ndarray) -> np.ndarray:
@@ -151,22 +194,75 @@ def prepare_hybrid_fully_connected(ctx: OpContext) -> Prepared:
     wi = w.data.astype(np.int64)
     dtype = gemm_dtype(128, np.abs(wi).sum(axis=1))
     wmat = np.ascontiguousarray(wi.T, dtype=dtype)
-    row_sums = wi.sum(axis=1)
-    rescale = _row_rescaler(scales)
-    asym = bool(opts.asymmetric_quantize_inputs)
+    quant = RowQuantizer(rows, k, bool(opts.asymmetric_quantize_inputs))
+    finish = _HybridFinish(quant, dtype, (rows, n), wi.sum(axis=1), scales, rows_axis=0)
+    qd = quant.q if dtype is F32 else np.empty((rows, k), dtype)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         xv = ins[0].reshape(rows, k)
         out = outs[0].reshape(rows, n)
         if not xv.any():
-            out[...] = b
+            np.copyto(out, b)
         else:
-            q, sf, zp = _quantize(xv, asym)
-            dot = (q.astype(dtype) @ wmat).astype(np.int64) - zp[:, None] * row_sums
-            np.add(b, dot.astype(F32) * rescale(sf), out=out)
+            q, sf, zp = quant(xv)
+            if qd is not q:
+                np.copyto(qd, q)
+            np.matmul(qd, wmat, out=finish.dot)
+            np.add(b, finish(sf, zp), out=out)
         if act is not None:
             act(outs[0])
-    return ctx.done(run, shape)
+    return ctx.done(run, shape, scratch_bytes=quant.nbytes + finish.nbytes +
+                    (0 if qd is quant.q else qd.nbytes))
+
+
+class _HybridFinish:
+    """The float rescale of hybrid integer dot products, into buffers made once:
+    ``float32(dot - zp * row_sums) * float32(row scale * weight scale)``.
+
+    ``dot`` (the GEMM's output, exact integers in ``dtype``) has rows along
+    ``rows_axis`` (0: [rows, N]; for convolutions [images, pixels, N] with the
+    row scale per image) and output channels last. The zero-point term is
+    exact in float64 and rounded to float32 once, as LiteRT's int32 -> float
+    conversion rounds it.
+    """
+
+    def __init__(self, quant: RowQuantizer, dtype: type, shape: tuple[int, ...],
+                 row_sums: np.ndarray, scales: np.ndarray, rows_axis: int) -> None:
+        self.dot = np.empty(shape, dtype)
+        self.f32 = self.dot if dtype is F32 else np.empty(shape, F32)
+        self.asym = quant.asymmetric
+        self.wide = np.empty(shape) if self.asym else None
+        self.row_sums = row_sums.astype(np.float64)
+        self.scales = scales
+        self.per_channel = scales.size > 1
+        per_row = (shape[0],) + (1,) * (len(shape) - 2) + (shape[-1],)
+        self.factor = np.empty(per_row, F32) if self.per_channel else None
+        self.zp_sums = np.empty(per_row) if self.asym else None
+        self._col = (slice(None),) + (None,) * (len(shape) - 1)
+
+    def __call__(self, sf: np.ndarray, zp: np.ndarray) -> np.ndarray:
+        """The float32 product, in a buffer (valid until the next call)."""
+        if self.asym:
+            np.copyto(self.wide, self.dot)
+            np.multiply(zp.astype(np.float64)[self._col], self.row_sums, out=self.zp_sums)
+            np.subtract(self.wide, self.zp_sums, out=self.wide)
+            np.copyto(self.f32, self.wide, casting="unsafe")
+        elif self.f32 is not self.dot:
+            np.copyto(self.f32, self.dot, casting="unsafe")
+        if self.per_channel:       # LiteRT multiplies row scale by each channel's scale
+            np.multiply(sf[self._col], self.scales, out=self.factor)
+            factor = self.factor
+        else:                      # per tensor it folds the weight scale into the row scale
+            factor = (sf * self.scales[0]).astype(F32)[self._col]
+        np.multiply(self.f32, factor, out=self.f32)
+        return self.f32
+
+    @property
+    def nbytes(self) -> int:
+        """Scratch bytes held."""
+        arrays = [self.dot, self.wide, self.factor, self.zp_sums] + \
+            ([self.f32] if self.f32 is not self.dot else [])
+        return sum(a.nbytes for a in arrays if a is not None)
 
 
 def _quantize(x: np.ndarray, asym: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -174,15 +270,6 @@ def _quantize(x: np.ndarray, asym: bool) -> tuple[np.ndarray, np.ndarray, np.nda
         return quantize_asymmetric(x)
     q, sf = quantize_symmetric(x)
     return q, sf, np.zeros(len(x), np.int64)
-
-
-def _row_rescaler(scales: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """Per-row input scales -> [rows, channels] float32 factors: per tensor,
-    LiteRT first folds the weight scale into the row scale; per channel it
-    multiplies the row scale by each channel's scale."""
-    if scales.size == 1:
-        return lambda sf: (sf * scales[0]).astype(F32)[:, None]
-    return lambda sf: (sf[:, None] * scales[None, :]).astype(F32)
 
 
 # -- CONV_2D ----------------------------------------------------------------------------
@@ -208,30 +295,28 @@ def prepare_hybrid_conv2d(ctx: OpContext) -> Prepared:
     wi = w.data.astype(np.int64).reshape(cout, -1)
     dtype = gemm_dtype(128, np.abs(wi).sum(axis=1))
     wmat = np.ascontiguousarray(wi.T, dtype=dtype)
-    row_sums = wi.sum(axis=1)
     m = win.out_h * win.out_w
     cols = np.empty((n, win.out_h, win.out_w, kh, kw, c), dtype)
+    lhs = cols.reshape(n * m, -1)
     pads = [PaddedInput((1, h, wd, c), win, 0, dtype) for _ in range(n)]
+    quant = RowQuantizer(n, h * wd * c, asymmetric=bool(per_channel))
+    finish = _HybridFinish(quant, dtype, (n, m, cout), wi.sum(axis=1),
+                           scales if per_channel else scales[:1], rows_axis=0)
+    dot = finish.dot.reshape(n * m, cout)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        xb = ins[0].reshape(n, -1)
-        q, sf, zp = quantize_asymmetric(xb) if per_channel else (*quantize_symmetric(xb),
-                                                                  np.zeros(n, np.int64))
+        q, sf, zp = quant(ins[0].reshape(n, -1))
         for i, pad in enumerate(pads):          # one image per batch: its own zero point
             pad.buf.fill(zp[i])
             pad.fill(q[i].reshape(1, h, wd, c))
             np.copyto(cols[i:i + 1], pad.windows())
-        dot = (cols.reshape(n * m, -1) @ wmat).astype(np.int64).reshape(n, m, cout)
-        if per_channel:
-            dot -= zp[:, None, None] * row_sums
-            factor = (scales[None, :] * sf[:, None]).astype(F32)[:, None, :]
-        else:
-            factor = (sf * scales[0]).astype(F32)[:, None, None]
+        np.matmul(lhs, wmat, out=dot)
         out = outs[0].reshape(n, m, cout)
-        np.add(dot.astype(F32) * factor, b, out=out)
-        np.clip(out, lo, hi, out=out)
+        np.add(finish(sf, zp), b, out=out)
+        clip_into(out, lo, hi, out)
     return ctx.done(run, (n, win.out_h, win.out_w, cout),
-                    scratch_bytes=cols.nbytes + sum(p.buf.nbytes for p in pads))
+                    scratch_bytes=cols.nbytes + sum(p.buf.nbytes for p in pads) +
+                    quant.nbytes + finish.nbytes)
 
 
 # -- DEPTHWISE_CONV_2D --------------------------------------------------------------------
@@ -265,25 +350,36 @@ def prepare_hybrid_depthwise(ctx: OpContext) -> Prepared:
     win = conv_window(ctx, (h, wd), (kh, kw))
     wi = w.data.astype(np.int64).reshape(kh, kw, cout)
     dtype = gemm_dtype(255, np.abs(wi).sum(axis=(0, 1)))
-    taps = wi.astype(dtype)
     vector = np.arange(cout) < cout // 4 * 4
-    pads = [PaddedInput((1, h, wd, c), win, 0, dtype, repeat=mult) for _ in range(n)]
+    quant = RowQuantizer(n, h * wd * c, asymmetric=True)
+    padded = PaddedInput((n, h, wd, c), win, 0, dtype, repeat=mult)   # zero border
     acc = np.empty((n, win.out_h, win.out_w, cout), dtype)
+    taps, taps_bytes = depthwise_taps(padded, acc, wi.astype(dtype))
+    fixed = wi.astype(dtype)
+    af = acc if dtype is F32 else np.empty(acc.shape, F32)
+    tail = np.empty(acc.shape, F32) if not vector.all() else None
+    image = (slice(None), None, None, None)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        q, sf, zp = quantize_asymmetric(ins[0].reshape(n, -1))
-        acc.fill(0)
-        for i, pad in enumerate(pads):
-            pad.fill(q[i].reshape(1, h, wd, c) - zp[i])
-            for ty in range(kh):
-                for tx in range(kw):
-                    acc[i] += pad.tap(ty, tx)[0] * taps[ty, tx]
-        af = acc.astype(np.int64).astype(F32)
-        sfb = sf[:, None, None, None]
-        out = np.where(vector, af * scales * sfb, af * sfb * scales)
-        np.add(out, b, out=outs[0])
-        np.clip(outs[0], lo, hi, out=outs[0])
-    return ctx.done(run, acc.shape, scratch_bytes=acc.nbytes + sum(p.buf.nbytes for p in pads))
+        q, sf, zp = quant(ins[0].reshape(n, -1))
+        np.subtract(q, zp.astype(F32)[:, None], out=q)          # exact small integers
+        padded.fill(q.reshape(n, h, wd, c))
+        taps(fixed)
+        if af is not acc:
+            np.copyto(af, acc, casting="unsafe")
+        sfb = sf[image]
+        if tail is not None:                      # scalar tail: acc * input * channel scale
+            np.multiply(af, sfb, out=tail)
+            np.multiply(tail, scales, out=tail)
+        np.multiply(af, scales, out=af)           # NEON: acc * channel * input scale
+        np.multiply(af, sfb, out=af)
+        if tail is not None:
+            np.copyto(af, tail, where=~vector)
+        np.add(af, b, out=outs[0])
+        clip_into(outs[0], lo, hi, outs[0])
+    scratch = acc.nbytes + padded.buf.nbytes + taps_bytes + quant.nbytes + \
+        (0 if af is acc else af.nbytes) + (0 if tail is None else tail.nbytes)
+    return ctx.done(run, acc.shape, scratch_bytes=scratch)
 
 
 # -- BATCH_MATMUL ------------------------------------------------------------------------

@@ -19,9 +19,10 @@ import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared
 
-from .quant_math import activation_range
+from .quant_math import activation_range, clip_into
 from .registry import FLOAT_TYPES, QUANT_TYPES, register
-from .windows import Axis, PaddedInput, ViewCache, clamp_activation, tap_indices, window_axes
+from .windows import Axis, PaddedInput, ViewCache, clamp_activation, tap_indices, window_axes, \
+    window_view
 
 InPlace = Callable[[np.ndarray], Any]
 
@@ -148,32 +149,53 @@ def _quantized_max(ctx: OpContext, axes: Sequence[Axis], clamp: tuple[int, int] 
     def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
         reduce_taps(taps(ins[0]), outs[0], np.maximum)
         if clamp is not None:
-            np.clip(outs[0], clamp[0], clamp[1], out=outs[0])
+            clip_into(outs[0], clamp[0], clamp[1], outs[0])
     return run, taps.pad.nbytes
 
 
 def _quantized_average(ctx: OpContext, axes: Sequence[Axis], clamp: tuple[int, int] | None
                        ) -> tuple[Callable[..., None], int]:
-    """Sum in int32, then (|sum| + count / 2) / count with the sum's sign, then clamp."""
-    taps = Taps(ctx, axes, 0)
+    """Sum in int32, then (|sum| + count / 2) / count with the sum's sign, then clamp.
+
+    The input is cast once into a zero-padded int32 buffer, so every add is
+    int32 + int32 (no per-call casts). Windows that cover many taps for few
+    outputs (global pooling) are summed in one reduction over a window view;
+    others tap by tap.
+    """
+    x = ctx.input(0)
+    padded = np.zeros((x.shape[0], *(a.padded for a in axes), x.shape[-1]), np.int32)
+    inner = padded[(slice(None), *(slice(a.before, a.before + a.size) for a in axes))]
     counts = valid_counts(axes).astype(np.int32)
     half = counts // 2
-    info = np.iinfo(ctx.input(0).dtype)
+    info = np.iinfo(x.dtype)
     lo, hi = clamp if clamp is not None else (info.min, info.max)
     acc = np.empty(output_shape(ctx, axes), np.int32)
     rounded = np.empty_like(acc)
     negative = np.empty(acc.shape, bool)
+    taps = int(np.prod([a.filter for a in axes]))
+    if int(np.prod([a.out for a in axes])) <= taps:
+        view = window_view(padded, axes)
+        into = acc.reshape(view.shape[:3] + view.shape[5:])
+
+        def total() -> None:
+            np.sum(view, axis=(3, 4), dtype=np.int32, out=into)
+    else:
+        views = [padded[i] for i in tap_indices(axes)]
+
+        def total() -> None:
+            reduce_taps(views, acc, np.add)
 
     def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-        reduce_taps(taps(ins[0]), acc, np.add)
+        np.copyto(inner, ins[0])
+        total()
         np.less(acc, 0, out=negative)
         np.abs(acc, out=rounded)
         np.add(rounded, half, out=rounded)
         np.floor_divide(rounded, counts, out=rounded)
         np.negative(rounded, out=rounded, where=negative)
-        np.clip(rounded, lo, hi, out=rounded)
+        clip_into(rounded, lo, hi, rounded)
         np.copyto(outs[0], rounded, casting="unsafe")
-    return run, taps.pad.nbytes + 2 * acc.nbytes + negative.nbytes
+    return run, padded.nbytes + 2 * acc.nbytes + negative.nbytes
 
 
 # -- registrations -------------------------------------------------------------------

@@ -27,8 +27,8 @@ from edgeplex.core.kernel_api import OpContext, Prepared
 
 from . import quant_math as qm
 from .common import broadcast_shape
-from .qcommon import QParams, output_type, pair_index, pair_table, qparams, same_type, \
-    table_lookup, unary_table
+from .qcommon import QParams, TableIndex, output_type, pair_table, qparams, same_type, \
+    unary_table
 from .registry import register
 
 QUANT8 = frozenset({"INT8", "UINT8"})
@@ -50,10 +50,11 @@ def _done_table(ctx: OpContext, fn: IntFn) -> Prepared:
     """A kernel looking up ``fn`` (exact, over every input value) in a table."""
     x = ctx.input(0)
     table = unary_table(x.dtype, lambda v: qm.saturate(fn(v), x.dtype), x.dtype)
+    index = TableIndex(x.shape)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        table_lookup(table, ins[0], outs[0])
-    return ctx.done(run, x.shape, scratch_bytes=table.nbytes)
+        index.unary(table, ins[0], outs[0])
+    return ctx.done(run, x.shape, scratch_bytes=table.nbytes + index.nbytes)
 
 
 def _done_lut(ctx: OpContext, pin: QParams, pout: QParams,
@@ -61,10 +62,11 @@ def _done_lut(ctx: OpContext, pin: QParams, pout: QParams,
     """An 8-bit kernel using TFLite's float32 LUTPopulate table of ``fn``."""
     x = ctx.input(0)
     table = qm.int8_lut(x.dtype, pin.scale, pin.zero_point, pout.scale, pout.zero_point, fn)
+    index = TableIndex(x.shape)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        qm.lookup(table, ins[0], outs[0])
-    return ctx.done(run, x.shape, scratch_bytes=table.nbytes)
+        index.unary(table, ins[0], outs[0])
+    return ctx.done(run, x.shape, scratch_bytes=table.nbytes + index.nbytes)
 
 
 def _f32(v: float) -> float:
@@ -144,10 +146,11 @@ def prepare_prelu(ctx: OpContext) -> Prepared:
         neg = qm.multiply_by_quantized_multiplier(d * (a - pa.zero_point), *m2)
         return qm.saturate(pout.zero_point + np.where(d >= 0, pos, neg), x.dtype)
     table = pair_table(x.dtype, fn, x.dtype)
+    index = TableIndex(shape)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        np.take(table, pair_index(ins[0], ins[1]), out=outs[0])
-    return ctx.done(run, shape, scratch_bytes=table.nbytes)
+        index.pair(table, ins[0], ins[1], outs[0])
+    return ctx.done(run, shape, scratch_bytes=table.nbytes + index.nbytes)
 
 
 # -- ELU ------------------------------------------------------------------------------------
@@ -329,22 +332,48 @@ def prepare_softmax(ctx: OpContext) -> Prepared:
 
 
 def _softmax8(ctx: OpContext, pin: QParams, pout: QParams, beta: np.float32) -> Prepared:
-    """TFLite's optimized 8-bit softmax: exp table in float32, float32 sum."""
+    """TFLite's optimized 8-bit softmax: exp table in float32, float32 sum.
+
+    Every step writes into buffers made here, in the same float32 (and, for
+    int8's rounding, float64) operations as the reference formula
+    ``round(exp_table[max - x] / (sum * s_out)) + zp``.
+    """
     scale = -pin.scale * beta
     exp_table = np.exp((scale * np.arange(256, dtype=np.float32)).astype(np.float64)
                        ).astype(np.float32)             # exp_table[d] = exp(-s*beta*d)
-    is_uint8 = ctx.input(0).type_name == "UINT8"
-    info = np.iinfo(ctx.input(0).dtype)
+    x = ctx.input(0)
+    is_uint8 = x.type_name == "UINT8"
+    info = np.iinfo(x.dtype)
+    shape, row = tuple(x.shape), tuple(x.shape[:-1]) + (1,)
+    index, top = np.empty(shape, np.intp), np.empty(row, np.intp)
+    e, cum, inv = np.empty(shape, np.float32), np.empty(shape, np.float32), \
+        np.empty(row, np.float32)
+    wide = None if is_uint8 else np.empty(shape, np.float64)
+    q = np.empty(shape, np.int64)
+    total = cum[..., -1:]
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        x = ins[0].astype(np.int16)
-        e = exp_table[x.max(axis=-1, keepdims=True) - x]
-        total = np.cumsum(e, axis=-1, dtype=np.float32)[..., -1:]  # sequential, like C++
-        prob = e * (np.float32(1.0) / (total * pout.scale))
-        q = (prob + np.float32(0.5)).astype(np.int64) if is_uint8 else \
-            qm.round_half_away(prob).astype(np.int64)
-        np.copyto(outs[0], np.clip(q + pout.zero_point, info.min, info.max), casting="unsafe")
-    return ctx.done(run, ctx.input(0).shape)
+        np.copyto(index, ins[0])
+        np.max(index, axis=-1, keepdims=True, out=top)
+        np.subtract(top, index, out=index)                     # max - x, in [0, 255]
+        np.take(exp_table, index, out=e, mode="clip")
+        np.cumsum(e, axis=-1, out=cum)                         # sequential, like C++
+        np.multiply(total, pout.scale, out=inv)
+        np.divide(np.float32(1.0), inv, out=inv)
+        np.multiply(e, inv, out=e)                             # the probabilities
+        if wide is None:
+            np.add(e, np.float32(0.5), out=e)                  # uint8: + 0.5f, truncate
+            np.copyto(q, e, casting="unsafe")
+        else:
+            np.copyto(wide, e)                                 # int8: std::round (>= 0)
+            np.add(wide, 0.5, out=wide)
+            np.copyto(q, wide, casting="unsafe")
+        np.add(q, pout.zero_point, out=q)
+        qm.clip_into(q, info.min, info.max, q)
+        np.copyto(outs[0], q, casting="unsafe")
+    scratch = sum(a.nbytes for a in (index, top, e, cum, inv, q)) + \
+        (0 if wide is None else wide.nbytes)
+    return ctx.done(run, shape, scratch_bytes=scratch)
 
 
 def _softmax16(ctx: OpContext, pin: QParams, pout: QParams, beta: np.float32) -> Prepared:

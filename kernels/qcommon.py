@@ -6,6 +6,7 @@ and quantize import it.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -112,3 +113,45 @@ def table_lookup(table: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
     """``out[...] = f(x)`` through a :func:`unary_table`."""
     unsigned = np.uint8 if x.dtype.itemsize == 1 else np.uint16
     np.take(table, x.view(unsigned), out=out)
+
+
+class TableIndex:
+    """A preallocated intp index array for ``np.take`` of one output shape.
+
+    Run code writes the unsigned 8- or 16-bit pattern of its inputs straight
+    into the low bytes of the index (the other bytes stay zero from prepare),
+    so numpy neither converts indices to intp nor buffers: a lookup allocates
+    nothing. ``mode="clip"`` is safe (indices are always in range) and skips
+    numpy's copy of the output that the default mode makes.
+    """
+
+    def __init__(self, shape: Sequence[int]) -> None:
+        shape = tuple(int(d) for d in shape)
+        self.index = np.zeros(shape, np.intp)
+        size = np.dtype(np.intp).itemsize
+        flat = self.index.reshape(-1)
+        lanes = flat.view(np.uint8).reshape(shape + (size,))
+        low, high = (0, 1) if sys.byteorder == "little" else (size - 1, size - 2)
+        self._low, self._high = lanes[..., low], lanes[..., high]
+        words = flat.view(np.uint16).reshape(shape + (size // 2,))
+        self._low16 = words[..., 0 if sys.byteorder == "little" else size // 2 - 1]
+
+    @property
+    def nbytes(self) -> int:
+        """Scratch bytes held."""
+        return self.index.nbytes
+
+    def unary(self, table: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
+        """``out[...] = table[unsigned(x)]`` (a :func:`unary_table`)."""
+        if x.dtype.itemsize == 1:
+            np.copyto(self._low, x.view(np.uint8))
+        else:
+            np.copyto(self._low16, x.view(np.uint16))
+        np.take(table, self.index, out=out, mode="clip")
+
+    def pair(self, table: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        """``out[...] = table[(uint8(a) << 8) | uint8(b)]`` with broadcasting
+        (a :func:`pair_table`)."""
+        np.copyto(self._high, a.view(np.uint8))
+        np.copyto(self._low, b.view(np.uint8))
+        np.take(table, self.index, out=out, mode="clip")

@@ -24,10 +24,21 @@ NEON code compiled through NEON_2_SSE (ties upward), TFLite's scalar code
 rounds twice with ties away from zero (the wheel is built without
 ``TFLITE_SINGLE_ROUNDING``), and the 16x8 kernels use the 64-bit accumulator
 form.
+
+**Speed without temporaries.** Every buffer a run needs is made in prepare
+(``scratch_bytes``). The rescale is quant_math's closed form
+``floor((acc * M + C) / 2**S)``, proven exact per layer from the accumulator
+bound: in float64 it is folded into the GEMM itself for widening and small
+layers (scaled weights plus an offset row; then clamp, truncating cast and a
+sign-bit flip), otherwise a few passes after a float32 GEMM, through
+cache-sized row blocks; step-by-step fixed point only where no closed form is
+provable. Pointwise convolutions use the cast input as the GEMM operand,
+im2col casts while copying windows, depthwise is one einsum over a strided
+window view.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -36,10 +47,11 @@ from numpy.lib.stride_tricks import as_strided
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from .common import broadcast_shape, window_padding
-from .quant_math import (activation_range, multiply_by_quantized_multiplier,
+from .quant_math import (ClosedFormRequant, ScaledRequant, activation_range, clip_into,
+                         closed_form_requant, multiply_by_quantized_multiplier,
                          multiply_by_quantized_multiplier_int64,
                          multiply_by_quantized_multiplier_ruy, quantize_multiplier,
-                         round_half_away)
+                         round_half_away, scaled_requant)
 from .registry import register
 
 #: Largest |partial sum| a float32 / float64 GEMM over integers keeps exact.
@@ -179,6 +191,8 @@ class Requant:
     hi: int
     rounding: str
     real: np.ndarray | None = None      # the double multiplier, for "float"
+    dtype: Any = None                   # the output's numpy dtype
+    _scaled: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, acc: np.ndarray, out: np.ndarray) -> None:
         """Write requantized ``acc`` (int64, channels last) into ``out``."""
@@ -202,6 +216,116 @@ class Requant:
         return multiply_by_quantized_multiplier(acc, m, s, rounding)
 
 
+    def channel_roundings(self, channels: int) -> list[str]:
+        """The rounding of each output channel ("neon8" spelled out)."""
+        if self.rounding != "neon8":
+            return [self.rounding] * channels
+        return ["ruy" if c < channels // 8 * 8 else "double" for c in range(channels)]
+
+    def scaled(self, bias: np.ndarray | None, acc_bound: np.ndarray) -> ScaledRequant | None:
+        """The float64 closed form (quant_math.scaled_requant) for a constant
+        bias, or None where it is not provably exact."""
+        if bias is None or self.rounding == "float" or self.dtype is None:
+            return None
+        key = (np.asarray(bias).tobytes(), np.asarray(acc_bound).tobytes())
+        if key not in self._scaled:
+            self._scaled[key] = scaled_requant(
+                self.multiplier, self.shift, self.channel_roundings(self.multiplier.size),
+                bias, self.zero_point, self.lo, self.hi, acc_bound, self.dtype)
+        return self._scaled[key]
+
+    def compile(self, acc: np.ndarray, bias: np.ndarray | None, acc_bound: np.ndarray
+                ) -> tuple[Finish, int]:
+        """``finish(out, bias)``: requantize the integer-valued accumulators in
+        the buffer ``acc`` (channels last, any numeric dtype) plus ``bias`` into
+        ``out``; and the scratch bytes it holds.
+
+        With a constant bias (None: supplied per call) and |acc| <= acc_bound
+        per channel this is quant_math's closed form (float64 where exact, else
+        int64), run over blocks of rows through a small buffer that stays in
+        cache; nothing is allocated. Otherwise the step-by-step rescale.
+        """
+        closed: ClosedFormRequant | ScaledRequant | None = self.scaled(bias, acc_bound)
+        if closed is None and bias is not None and self.rounding != "float":
+            closed = closed_form_requant(self.multiplier, self.shift,
+                                         self.channel_roundings(self.multiplier.size), bias,
+                                         self.zero_point, self.lo, self.hi, acc_bound)
+        if closed is not None:
+            return _blocked(closed, acc)
+        if bias is not None and self.rounding == "float" and _float_exact(bias, acc_bound):
+            return self._compile_float(acc, bias)
+
+        def slow(out: np.ndarray, dyn_bias: np.ndarray) -> None:
+            self(acc.astype(np.int64) + dyn_bias, out)
+        return slow, 0
+
+    def _compile_float(self, acc: np.ndarray, bias: np.ndarray) -> tuple[Finish, int]:
+        """The "float" rounding in float64 buffers (exact: |acc + bias| < 2**53)."""
+        real, bias_f = np.asarray(self.real, np.float64), bias.astype(np.float64)
+        work, half = np.empty(acc.shape, np.float64), np.empty(acc.shape, np.float64)
+
+        def finish(out: np.ndarray, _bias: Any = None) -> None:
+            np.add(acc, bias_f, out=work)
+            np.multiply(work, real, out=work)
+            np.copysign(0.5, work, out=half)          # round_half_away, as TFLite's round
+            np.add(work, half, out=work)
+            np.trunc(work, out=work)
+            np.add(work, self.zero_point, out=work)
+            clip_into(work, self.lo, self.hi, work)
+            np.copyto(out.reshape(acc.shape), work, casting="unsafe")
+        return finish, work.nbytes + half.nbytes
+
+
+#: Elements of the (int64 or float64) buffer a closed-form requantization
+#: works through: 256 KiB stays in cache across its passes (A/B on the int8
+#: MobileNetV2-224: 32K-element blocks 26.2 ms, 128K 28.2 ms, whole tensors
+#: 28.1 ms), and the scratch memory stays small.
+REQUANT_BLOCK = 1 << 15
+
+#: Up to this many output elements, per-channel requantization constants are
+#: stored at full size (numpy's broadcasting loops cost 2-3x on small arrays).
+TILE_LIMIT = 1 << 14
+
+
+def _blocked(closed: ClosedFormRequant | ScaledRequant, acc: np.ndarray) -> tuple[Finish, int]:
+    """Run ``closed`` over row blocks of ``acc`` (whole when it is not one
+    [rows, channels] array); the block views are made once."""
+    channels = acc.shape[-1]
+    rows = acc.size // max(channels, 1)
+    flat = acc.reshape(rows, channels) if acc.flags.c_contiguous else None
+    step = rows if flat is None else max(1, min(rows, REQUANT_BLOCK // max(channels, 1)))
+    shape = (step, channels) if flat is not None else acc.shape
+    work = np.empty(shape, closed.work_dtype)
+    mask = np.empty(shape, bool) if closed.needs_mask else None
+    extra = 0
+    if step == rows and acc.size <= TILE_LIMIT:     # one small block: no broadcasting
+        closed = closed.tiled(shape)
+        extra = sum(v.nbytes for v in vars(closed).values() if isinstance(v, np.ndarray))
+    if flat is None:
+        def whole(out: np.ndarray, _bias: Any = None) -> None:
+            closed(acc, work, out.reshape(acc.shape), mask)
+        return whole, work.nbytes + extra + (0 if mask is None else mask.nbytes)
+    spans = [(r, min(rows, r + step)) for r in range(0, rows, step)]
+    blocks = [(flat[a:b], work[:b - a], None if mask is None else mask[:b - a])
+              for a, b in spans]
+    outs: list[Any] = [None, None]            # the output array and its block views
+
+    def finish(out: np.ndarray, _bias: Any = None) -> None:
+        if outs[0] is not out:
+            o = closed.target(out.reshape(rows, channels))
+            outs[:] = [out, [o[a:b] for a, b in spans]]
+        for (a, w, m), o in zip(blocks, outs[1]):
+            closed(a, w, o, m)
+    return finish, work.nbytes + extra + (0 if mask is None else mask.nbytes)
+
+
+Finish = Callable[..., None]
+
+
+def _float_exact(bias: np.ndarray, acc_bound: np.ndarray) -> bool:
+    return bool(np.all(np.abs(bias.astype(np.float64)) + acc_bound < 2.0**52))
+
+
 def make_requant(ctx: OpContext, in_scale: float, filter_scales: np.ndarray,
                  out: TensorSpec, rounding: str) -> Requant:
     """The requantization of an op with a fused activation (if it has one)."""
@@ -213,7 +337,7 @@ def make_requant(ctx: OpContext, in_scale: float, filter_scales: np.ndarray,
         lo, hi = activation_range(act, out_scale, out_zp, out.dtype)
     except ValueError:
         ctx.fail(f"fused activation {act} is not supported for quantized outputs")
-    return Requant(mult, shift, out_zp, lo, hi, rounding, real)
+    return Requant(mult, shift, out_zp, lo, hi, rounding, real, out.dtype)
 
 
 @dataclass(frozen=True)
@@ -253,22 +377,101 @@ class Gemm:
 WeightsFn = Callable[[np.ndarray, np.ndarray | None], Gemm]
 
 
+class Weights:
+    """The Gemm of a run: laid out once in prepare when weights and bias are
+    constant (``fixed``), else from the run's inputs ``w_index`` and ``bias_index``."""
+
+    def __init__(self, w: TensorSpec, bias: TensorSpec | None, layout: WeightsFn,
+                 w_index: int = 1, bias_index: int = 2) -> None:
+        self.fixed: Gemm | None = None
+        if w.is_constant and (bias is None or bias.is_constant):
+            self.fixed = layout(w.data, None if bias is None else bias.data)
+        self._layout, self._w, self._b = layout, w_index, bias_index if bias is not None else -1
+
+    def __call__(self, ins: Sequence[Any]) -> Gemm:
+        if self.fixed is not None:
+            return self.fixed
+        return self._layout(ins[self._w], ins[self._b] if self._b >= 0 else None)
+
+    @property
+    def bias(self) -> np.ndarray | None:
+        """The folded bias when it is known at prepare, else None."""
+        return None if self.fixed is None else self.fixed.bias
+
+
 def weights_provider(w: TensorSpec, bias: TensorSpec | None, layout: WeightsFn,
-                     w_index: int = 1, bias_index: int = 2
-                     ) -> Callable[[Sequence[Any]], Gemm]:
+                     w_index: int = 1, bias_index: int = 2) -> Weights:
     """Gemm for this run: precomputed when weights and bias are constant,
     else laid out from the run's inputs ``w_index`` and ``bias_index``."""
-    if w.is_constant and (bias is None or bias.is_constant):
-        fixed = layout(w.data, None if bias is None else bias.data)
-        return lambda ins: fixed
-    has_bias = bias is not None
-    return lambda ins: layout(ins[w_index], ins[bias_index] if has_bias else None)
+    return Weights(w, bias, layout, w_index, bias_index)
 
 
 def fold_bias(bias: np.ndarray | None, wsum: np.ndarray, x_zp: int) -> np.ndarray:
     """bias - zp_x * sum(w) per output channel, as int64."""
     b = np.zeros(wsum.shape, np.int64) if bias is None else bias.astype(np.int64)
     return b - np.int64(x_zp) * wsum.astype(np.int64)
+
+
+def weight_abs_sums(w: TensorSpec, axis: int, zp: int = 0) -> np.ndarray:
+    """Per output channel (along ``axis``), the sum of |w - zp| over the other
+    axes: the true sums for constant weights, the largest possible otherwise."""
+    axes = tuple(i for i in range(w.rank) if i != axis)
+    if w.is_constant:
+        wf = np.abs(w.data.astype(np.int64) - zp)
+        return np.atleast_1d(wf.sum(axis=axes) if axes else wf)
+    k = int(np.prod([w.shape[i] for i in axes], dtype=np.int64))
+    return np.full(w.shape[axis], k * (255 if w.type_name == "UINT8" else 128), np.int64)
+
+
+#: Output elements per GEMM block of a float64 closed-form requantization
+#: (2 MiB of float64, about one core's L2; smaller blocks mean more BLAS calls,
+#: each a thread synchronization that costs dearly on a busy machine).
+GEMM_BLOCK = 1 << 18
+
+
+def fuse_in_gemm(rows: int, depth: int, cols: int) -> bool:
+    """Whether to requantize inside a float64 GEMM (:func:`scaled_gemm`) rather
+    than after a float32 one. The fused form costs a float64 GEMM and operand
+    (~ rows * depth), the other its passes over the output (~ rows * cols).
+    Per-layer A/B timings on the MobileNetV2 and KWS layers: fusing wins for
+    widening layers (N > K/2: up to 1.4x) and small ones (fewer numpy calls),
+    loses up to 1.6x on narrowing ones (N <= K/2, e.g. 192 -> 32) and on a
+    handful of rows (float64 BLAS is slower and the weights dominate)."""
+    if rows < 16:
+        return False
+    return 2 * cols > depth or (depth <= 48 and rows * cols <= 1 << 16) or \
+        rows * depth * cols <= 1 << 17
+
+
+def scaled_rhs(matrix: np.ndarray, sr: ScaledRequant) -> np.ndarray:
+    """Weights [K, N] scaled per output channel by ``sr.scale``, with the
+    offsets as row K (the lhs carries a column of ones): the GEMM then yields
+    ``z = acc * scale + offset`` exactly (see quant_math.scaled_requant)."""
+    n = matrix.shape[-1]
+    rows = matrix.astype(np.float64) * sr.scale
+    return np.ascontiguousarray(np.vstack([rows, np.broadcast_to(sr.offset, (1, n))]))
+
+
+def scaled_gemm(rhs: np.ndarray, sr: ScaledRequant, rows: int
+                ) -> tuple[Callable[[np.ndarray, np.ndarray], None], int]:
+    """``gemm(lhs, out)``: lhs [rows, K + 1] @ rhs requantized into ``out``,
+    in row blocks (GEMM then clamp, cast, flip per block); and its scratch bytes."""
+    n = rhs.shape[1]
+    step = max(1, min(rows, GEMM_BLOCK // max(n, 1)))
+    z = np.empty((step, n))
+    mask = np.empty((step, n), bool) if sr.needs_mask else None
+    spans = [(a, min(rows, a + step)) for a in range(0, rows, step)]
+    work = [(z[:b - a], None if mask is None else mask[:b - a]) for a, b in spans]
+    cache: list[Any] = [None, None, None]     # lhs, out, and their block views
+
+    def gemm(lhs: np.ndarray, out: np.ndarray) -> None:
+        if cache[0] is not lhs or cache[1] is not out:
+            o = sr.target(out.reshape(rows, n))
+            cache[:] = [lhs, out, [(lhs[a:b], o[a:b]) for a, b in spans]]
+        for (l, o), (zz, mm) in zip(cache[2], work):
+            np.matmul(l, rhs, out=zz)
+            sr.finish(zz, o, mm)
+    return gemm, z.nbytes + (0 if mask is None else mask.nbytes)
 
 
 # -- FULLY_CONNECTED ---------------------------------------------------------------
@@ -296,20 +499,34 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
     rounding = "float" if int64_bias else "ruy"
     requant = make_requant(ctx, in_scale, scales, out, rounding)
     shape = tuple(x.shape[:-1]) + (n,) if opts.keep_num_dims else (x.size // k, n)
-    dtype = _dtype_for(w, max_abs(x.type_name), axis=0, zp=w_zp)
+    sums = weight_abs_sums(w, 0, w_zp)
+    dtype = gemm_dtype(max_abs(x.type_name), sums)
 
     def layout(wv: np.ndarray, bv: np.ndarray | None) -> Gemm:
         wf = wv.astype(np.int64) - w_zp
         return Gemm(np.ascontiguousarray(wf.T, dtype=dtype), fold_bias(bv, wf.sum(1), x_zp))
-    gemm = weights_provider(w, bias, layout)
+    weights = weights_provider(w, bias, layout)
     rows = x.size // k
+    sr = requant.scaled(weights.bias, max_abs(x.type_name) * sums)
+    if sr is not None and fuse_in_gemm(rows, k, n):
+        lhs = np.ones((rows, k + 1))
+        xin = lhs[:, :k]
+        gemm, gemm_bytes = scaled_gemm(scaled_rhs(weights.fixed.matrix, sr), sr, rows)
+
+        def run_scaled(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+            np.copyto(xin, ins[0].reshape(rows, k), casting="unsafe")
+            gemm(lhs, outs[0])
+        return ctx.done(run_scaled, shape, scratch_bytes=lhs.nbytes + gemm_bytes)
+    xf = np.empty((rows, k), dtype)
     acc_f = np.empty((rows, n), dtype)
+    finish, scratch = requant.compile(acc_f, weights.bias, max_abs(x.type_name) * sums)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        g = gemm(ins)
-        np.matmul(ins[0].reshape(rows, k).astype(dtype), g.matrix, out=acc_f)
-        requant(acc_f.astype(np.int64) + g.bias, outs[0])
-    return ctx.done(run, shape, scratch_bytes=acc_f.nbytes)
+        g = weights(ins)
+        np.copyto(xf, ins[0].reshape(rows, k), casting="unsafe")
+        np.matmul(xf, g.matrix, out=acc_f)
+        finish(outs[0], g.bias)
+    return ctx.done(run, shape, scratch_bytes=xf.nbytes + acc_f.nbytes + scratch)
 
 
 def _check_bias_shape(ctx: OpContext, bias: TensorSpec | None, n: int) -> None:
@@ -321,15 +538,7 @@ def _check_bias_shape(ctx: OpContext, bias: TensorSpec | None, n: int) -> None:
 def _dtype_for(w: TensorSpec, max_x: int, axis: int, zp: int = 0) -> type:
     """GEMM float type from the weights: ``axis`` is the output-channel axis,
     |w| is summed over the others (their true values when constant)."""
-    axes = tuple(i for i in range(w.rank) if i not in np.atleast_1d(axis))
-    if w.is_constant:
-        sums = np.abs(w.data.astype(np.int64) - zp).sum(axis=axes) if axes else \
-            np.abs(w.data.astype(np.int64) - zp)
-        sums = np.atleast_1d(sums)
-    else:
-        k = int(np.prod([w.shape[i] for i in axes], dtype=np.int64))
-        sums = np.array([k * (255 if w.type_name == "UINT8" else 128)])
-    return gemm_dtype(max_x, sums)
+    return gemm_dtype(max_x, weight_abs_sums(w, axis, zp))
 
 
 # -- CONV_2D -------------------------------------------------------------------------
@@ -355,9 +564,17 @@ def conv_window(ctx: OpContext, in_hw: tuple[int, int], kernel: tuple[int, int])
     return Window(oh, ow, (pt, pb, pl, pr), (sh, sw), (dh, dw), kernel)
 
 
+def windows_of(a: np.ndarray, win: Window) -> np.ndarray:
+    """Read-only view [N, OH, OW, KH, KW, C] of every window of a (padded) NHWC array."""
+    sn, sh, sw, sc = a.strides
+    return as_strided(a, (a.shape[0], win.out_h, win.out_w, *win.kernel, a.shape[3]),
+                      (sn, sh * win.stride[0], sw * win.stride[1], sh * win.dilation[0],
+                       sw * win.dilation[1], sc), writeable=False)
+
+
 class PaddedInput:
-    """A float copy of the input surrounded by the input zero point, and
-    strided views of its windows (no copy until im2col)."""
+    """A copy of the input (in ``dtype``) surrounded by the input zero point,
+    and strided views of its windows (no copy until im2col)."""
 
     def __init__(self, shape: tuple[int, ...], win: Window, zp: int, dtype: type,
                  repeat: int = 1) -> None:
@@ -378,11 +595,7 @@ class PaddedInput:
 
     def windows(self) -> np.ndarray:
         """View [N, OH, OW, KH, KW, C] of every window."""
-        a, win = self.flat, self.win
-        sn, sh, sw, sc = a.strides
-        return as_strided(a, (a.shape[0], win.out_h, win.out_w, *win.kernel, a.shape[3]),
-                          (sn, sh * win.stride[0], sw * win.stride[1], sh * win.dilation[0],
-                           sw * win.dilation[1], sc), writeable=False)
+        return windows_of(self.flat, self.win)
 
     def tap(self, i: int, j: int) -> np.ndarray:
         """View [N, OH, OW, C] of the inputs under kernel tap (i, j)."""
@@ -390,6 +603,55 @@ class PaddedInput:
         y0, x0 = i * win.dilation[0], j * win.dilation[1]
         return self.flat[:, y0:y0 + (win.out_h - 1) * win.stride[0] + 1:win.stride[0],
                          x0:x0 + (win.out_w - 1) * win.stride[1] + 1:win.stride[1]]
+
+
+def im2col(shape: tuple[int, ...], win: Window, zp: int, raw: np.dtype, dtype: type,
+           groups: int, ones: bool = False) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """``lhs(x)``: the GEMM operand of a convolution, [M, KH*KW*C] (or
+    [groups, M, KH*KW*C/groups]) in ``dtype``, written into buffers made here;
+    and their bytes. A 1x1 stride-1 convolution is the input itself, cast.
+    With ``ones`` (one group only) a last column of ones is appended, for a
+    bias row in the weights."""
+    n, h, w, c = shape
+    kh, kw = win.kernel
+    m = n * win.out_h * win.out_w
+    extra = int(ones)
+    if (kh, kw, win.stride, groups) == (1, 1, (1, 1), 1) and (win.out_h, win.out_w) == (h, w):
+        xf = np.ones((m, c + extra), dtype)
+        xin = xf[:, :c]
+
+        def pointwise(x: np.ndarray) -> np.ndarray:
+            np.copyto(xin, x.reshape(m, c), casting="unsafe")
+            return xf
+        return pointwise, xf.nbytes
+    pad = PaddedInput(shape, win, zp, raw)
+    padded = any(win.pad) or pad.buf.shape[1:3] != (h, w)
+    cg = c // groups
+    if groups == 1:
+        lhs = np.ones((m, kh * kw * c + extra), dtype)
+        cols = lhs
+        into = np.reshape(lhs[:, :kh * kw * c], (n, win.out_h, win.out_w, kh, kw, c), copy=False)
+    else:
+        cols = np.empty((groups, n, win.out_h, win.out_w, kh, kw, cg), dtype)
+        into = cols.transpose(1, 2, 3, 4, 5, 0, 6)
+        lhs = cols.reshape(groups, m, kh * kw * cg)
+    padded_view = pad.windows()
+    cache: list[Any] = [None, None]          # the unpadded input and its window view
+
+    def source(x: np.ndarray) -> np.ndarray:
+        if padded:
+            pad.fill(x)
+            return padded_view
+        if cache[0] is not x:
+            cache[:] = [x, windows_of(x, win)]
+        return cache[1]
+
+    def gather(x: np.ndarray) -> np.ndarray:
+        src = source(x)
+        np.copyto(into, src if groups == 1 else src.reshape(*src.shape[:5], groups, cg),
+                  casting="unsafe")
+        return lhs
+    return gather, cols.nbytes + (pad.buf.nbytes if padded else 0)
 
 
 @register("CONV_2D", versions=(1, 8), types={"INT8", "UINT8", "INT16"})
@@ -415,7 +677,8 @@ def prepare_conv2d(ctx: OpContext) -> Prepared:
     requant = make_requant(ctx, in_scale, scales, out,
                            conv_rounding(ctx, types.act, bias, groups))
     win = conv_window(ctx, (h, wd), (kh, kw))
-    dtype = _dtype_for(w, max_abs(x.type_name), axis=0, zp=w_zp)
+    sums = weight_abs_sums(w, 0, w_zp)
+    dtype = gemm_dtype(max_abs(x.type_name), sums)
     kdim = kh * kw * cg
 
     def layout(wv: np.ndarray, bv: np.ndarray | None) -> Gemm:
@@ -423,29 +686,49 @@ def prepare_conv2d(ctx: OpContext) -> Prepared:
         mats = wf.reshape(groups, cout // groups, kdim).transpose(0, 2, 1)
         return Gemm(np.ascontiguousarray(mats, dtype=dtype),
                     fold_bias(bv, wf.reshape(cout, -1).sum(1), x_zp))
-    gemm = weights_provider(w, bias, layout)
-    padded = PaddedInput(x.shape, win, x_zp, dtype)
+    weights = weights_provider(w, bias, layout)
     m = n * win.out_h * win.out_w
-    cols = np.empty((n, win.out_h, win.out_w, kh, kw, groups, cg), dtype)
-    acc_f = np.empty((groups, m, cout // groups), dtype)
+    sr = requant.scaled(weights.bias, max_abs(x.type_name) * sums) if groups == 1 else None
+    if sr is not None and fuse_in_gemm(m, kdim, cout):
+        cols, cols_bytes = im2col(x.shape, win, x_zp, x.dtype, np.float64, 1, ones=True)
+        gemm, gemm_bytes = scaled_gemm(scaled_rhs(weights.fixed.matrix[0], sr), sr, m)
 
-    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        g = gemm(ins)
-        padded.fill(ins[0])
-        np.copyto(cols.reshape(n, win.out_h, win.out_w, kh, kw, c), padded.windows())
-        lhs = cols.reshape(m, kh * kw, groups, cg).transpose(2, 0, 1, 3).reshape(
-            groups, m, kdim) if groups > 1 else cols.reshape(1, m, kdim)
-        np.matmul(lhs, g.matrix, out=acc_f)
-        acc = acc_f.transpose(1, 0, 2).reshape(m, cout).astype(np.int64)
-        requant(acc + g.bias, outs[0])
-    return ctx.done(run, (n, win.out_h, win.out_w, cout),
-                    scratch_bytes=padded.buf.nbytes + cols.nbytes + acc_f.nbytes)
+        def run_scaled(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+            gemm(cols(ins[0]), outs[0])
+        return ctx.done(run_scaled, (n, win.out_h, win.out_w, cout),
+                        scratch_bytes=cols_bytes + gemm_bytes)
+    lhs, lhs_bytes = im2col(x.shape, win, x_zp, x.dtype, dtype, groups)
+    acc_f = np.empty((groups, m, cout // groups), dtype)
+    grouped = np.empty((m, groups, cout // groups), dtype) if groups > 1 else None
+    acc2 = acc_f.reshape(m, cout) if groups == 1 else grouped.reshape(m, cout)
+    finish, fin_bytes = requant.compile(acc2, weights.bias, max_abs(x.type_name) * sums)
+    scratch = lhs_bytes + acc_f.nbytes + fin_bytes
+    if groups == 1:
+
+        def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+            g = weights(ins)
+            np.matmul(lhs(ins[0]), g.matrix[0], out=acc2)
+            finish(outs[0], g.bias)
+        return ctx.done(run, (n, win.out_h, win.out_w, cout), scratch_bytes=scratch)
+
+    def run_grouped(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        g = weights(ins)
+        np.matmul(lhs(ins[0]), g.matrix, out=acc_f)
+        np.copyto(grouped, acc_f.transpose(1, 0, 2))
+        finish(outs[0], g.bias)
+    return ctx.done(run_grouped, (n, win.out_h, win.out_w, cout),
+                    scratch_bytes=scratch + grouped.nbytes)
 
 
 # -- DEPTHWISE_CONV_2D ---------------------------------------------------------------
 @register("DEPTHWISE_CONV_2D", versions=(1, 7), types={"INT8", "UINT8", "INT16"})
 def prepare_depthwise(ctx: OpContext) -> Prepared:
-    """Integer DEPTHWISE_CONV_2D: one multiply-add per kernel tap over all pixels."""
+    """Integer DEPTHWISE_CONV_2D: one multiply-add per kernel tap over all pixels.
+
+    The input is cast once into a padded float buffer (channels repeated for
+    a depth multiplier) whose window views are made in prepare; see
+    :func:`depthwise_taps` for the multiply-adds.
+    """
     ctx.expect_counts((2, 3), 1)
     x, w, bias, out = ctx.input(0), ctx.input(1), ctx.optional_input(2), ctx.outputs[0]
     if x.rank != 4 or w.rank != 4 or w.shape[0] != 1:
@@ -467,27 +750,79 @@ def prepare_depthwise(ctx: OpContext) -> Prepared:
     scales, w_zp = filter_quant(ctx, w, cout, 3)
     requant = make_requant(ctx, in_scale, scales, out, types.rounding)
     win = conv_window(ctx, (h, wd), (kh, kw))
-    dtype = _dtype_for(w, max_abs(x.type_name), axis=3, zp=w_zp)
+    sums = weight_abs_sums(w, 3, w_zp)
+    dtype = gemm_dtype(max_abs(x.type_name), sums)
 
     def layout(wv: np.ndarray, bv: np.ndarray | None) -> Gemm:
         wf = wv.astype(np.int64).reshape(kh, kw, cout) - w_zp
         return Gemm(wf.astype(dtype), fold_bias(bv, wf.sum((0, 1)), x_zp))
-    gemm = weights_provider(w, bias, layout)
+    weights = weights_provider(w, bias, layout)
     padded = PaddedInput(x.shape, win, x_zp, dtype, repeat=mult)
     acc_f = np.empty((n, win.out_h, win.out_w, cout), dtype)
-    tmp = np.empty_like(acc_f)
+    taps, taps_bytes = depthwise_taps(padded, acc_f,
+                                      None if weights.fixed is None else weights.fixed.matrix)
+    finish, fin_bytes = requant.compile(acc_f, weights.bias, max_abs(x.type_name) * sums)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        g = gemm(ins)
+        g = weights(ins)
         padded.fill(ins[0])
-        acc_f.fill(0)
-        for i in range(kh):
-            for j in range(kw):
-                np.multiply(padded.tap(i, j), g.matrix[i, j], out=tmp)
-                np.add(acc_f, tmp, out=acc_f)
-        requant(acc_f.astype(np.int64) + g.bias, outs[0])
+        taps(g.matrix)
+        finish(outs[0], g.bias)
     return ctx.done(run, acc_f.shape,
-                    scratch_bytes=padded.buf.nbytes + acc_f.nbytes + tmp.nbytes)
+                    scratch_bytes=padded.buf.nbytes + acc_f.nbytes + taps_bytes + fin_bytes)
+
+
+#: Below this many channels a strided (stride_w > 1) depthwise runs tap by tap:
+#: einsum's inner loop over the channels is too short there (measured).
+EINSUM_MIN_CHANNELS = 32
+
+
+def depthwise_taps(padded: PaddedInput, acc: np.ndarray, fixed: np.ndarray | None
+                   ) -> tuple[Callable[[np.ndarray], None], int]:
+    """``taps(w)``: acc = sum over the kernel taps of tap view * weights w
+    [KH, KW, C] (``fixed``: the weights when constant, tiled once here).
+
+    One einsum over a strided window view, which multiplies and sums in one
+    pass without temporaries. With stride_w == 1 a window row's (x, c) pairs
+    are evenly spaced in memory, so x and c merge into one long axis (the
+    weights tiled along the output width to match); otherwise the view is
+    [N, OH, OW, KH, KW, C], or for few channels a multiply and an add per tap.
+    Integer values summed in float are exact in any order (the layer's bound).
+    """
+    win, a = padded.win, padded.flat
+    n, oh, ow, c = acc.shape
+    sn, sh, sw, sc = a.strides
+    (kh, kw), (dh, dw) = win.kernel, win.dilation
+    if win.stride[1] == 1:
+        view = as_strided(a, (n, oh, ow * c, kh, kw), (sn, sh * win.stride[0], sc, sh * dh,
+                                                       sw * dw), writeable=False)
+        out = acc.reshape(n, oh, ow * c)
+
+        def tile(m: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.broadcast_to(m[:, :, None, :], (kh, kw, ow, c))
+                                        ).reshape(kh, kw, ow * c)
+        tiled = tile(fixed) if fixed is not None else None
+
+        def merged(w: np.ndarray) -> None:
+            wt = tiled if tiled is not None else tile(w)
+            np.einsum("nhqij,ijq->nhq", view, wt, out=out)
+        return merged, 0 if tiled is None else tiled.nbytes
+    if c >= EINSUM_MIN_CHANNELS:
+        view = windows_of(a, win)
+
+        def windowed(w: np.ndarray) -> None:
+            np.einsum("nhwijc,ijc->nhwc", view, w, out=acc)
+        return windowed, 0
+    taps = [padded.tap(i, j) for i in range(kh) for j in range(kw)]
+    tmp = np.empty_like(acc)
+
+    def by_tap(w: np.ndarray) -> None:
+        wt = w.reshape(kh * kw, c)
+        np.multiply(taps[0], wt[0], out=acc)
+        for t in range(1, len(taps)):
+            np.multiply(taps[t], wt[t], out=tmp)
+            np.add(acc, tmp, out=acc)
+    return by_tap, tmp.nbytes
 
 
 # -- TRANSPOSE_CONV -------------------------------------------------------------------
@@ -532,33 +867,36 @@ def prepare_transpose_conv(ctx: OpContext) -> Prepared:
                           f"{o.padding} padding, but the input is {h}x{wd}")
     sh, sw = o.stride_h, o.stride_w
     max_x = max_abs(x.type_name) + abs(x_zp)
-    dtype = _dtype_for(w, max_x, axis=0, zp=w_zp)
+    sums = weight_abs_sums(w, 0, w_zp)
+    dtype = gemm_dtype(max_x, sums)
 
     def layout(wv: np.ndarray, bv: np.ndarray | None) -> Gemm:
         wf = wv.astype(np.int64) - w_zp
         mat = wf.transpose(3, 1, 2, 0).reshape(c, kh * kw * cout)
         return Gemm(mat.astype(dtype), np.zeros(cout, np.int64) if bv is None
                     else bv.astype(np.int64))
-    gemm = weights_provider(w, bias, layout, bias_index=3)
+    weights = weights_provider(w, bias, layout, bias_index=3)
     full_h = max((h - 1) * sh + kh, pt + oshape[1])
     full_w = max((wd - 1) * sw + kw, pl + oshape[2])
     cols = np.empty((n, h, wd, kh, kw, cout), dtype)
     acc_f = np.empty((n, full_h, full_w, cout), dtype)
     xf = np.empty((n * h * wd, c), dtype)
+    slabs = [(acc_f[:, i:i + (h - 1) * sh + 1:sh, j:j + (wd - 1) * sw + 1:sw],
+              cols[:, :, :, i, j]) for i in range(kh) for j in range(kw)]
+    crop = acc_f[:, pt:pt + oshape[1], pl:pl + oshape[2]]
+    finish, fin_bytes = requant.compile(crop, weights.bias, max_x * sums)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        g = gemm(ins)
-        np.copyto(xf, ins[2].reshape(n * h * wd, c))
+        g = weights(ins)
+        np.copyto(xf, ins[2].reshape(n * h * wd, c), casting="unsafe")
         np.subtract(xf, x_zp, out=xf)
         np.matmul(xf, g.matrix, out=cols.reshape(n * h * wd, -1))
         acc_f.fill(0)
-        for i in range(kh):
-            for j in range(kw):
-                acc_f[:, i:i + (h - 1) * sh + 1:sh, j:j + (wd - 1) * sw + 1:sw] += \
-                    cols[:, :, :, i, j]
-        acc = acc_f[:, pt:pt + oshape[1], pl:pl + oshape[2]].astype(np.int64)
-        requant(acc + g.bias, outs[0])
-    return ctx.done(run, oshape, scratch_bytes=cols.nbytes + acc_f.nbytes + xf.nbytes)
+        for dst, src in slabs:
+            np.add(dst, src, out=dst)
+        finish(outs[0], g.bias)
+    return ctx.done(run, oshape,
+                    scratch_bytes=cols.nbytes + acc_f.nbytes + xf.nbytes + fin_bytes)
 
 
 # -- BATCH_MATMUL -----------------------------------------------------------------------
@@ -593,18 +931,36 @@ def prepare_batch_matmul(ctx: OpContext) -> Prepared:
     qa, qb = max_abs(a.type_name) + abs(za), max_abs(b.type_name) + abs(zb)
     dtype = gemm_dtype(qa, [qb * k])
     shape = batch + (m, nn)
-
-    def operand(v: np.ndarray, zp: int, adj: bool) -> np.ndarray:
-        f = v.astype(dtype) - zp
-        return np.swapaxes(f, -1, -2) if adj else f
-    rhs = operand(b.data, zb, adj_y) if b.is_constant else None
+    lhs, lhs_bytes = _operand(a, za, adj_x, dtype)
+    rhs, rhs_bytes = _operand(b, zb, adj_y, dtype)
     acc_f = np.empty(shape, dtype)
+    finish, fin_bytes = (None, 0) if requant is None else \
+        requant.compile(acc_f, np.zeros(1, np.int64), np.array([qa * qb * k]))
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        r = rhs if rhs is not None else operand(ins[1], zb, adj_y)
-        np.matmul(operand(ins[0], za, adj_x), r, out=acc_f)
-        if requant is None:
+        np.matmul(lhs(ins[0]), rhs(ins[1]), out=acc_f)
+        if finish is None:
             np.copyto(outs[0], acc_f, casting="unsafe")
         else:
-            requant(acc_f.astype(np.int64), outs[0])
-    return ctx.done(run, shape, scratch_bytes=acc_f.nbytes)
+            finish(outs[0], 0)
+    return ctx.done(run, shape, scratch_bytes=acc_f.nbytes + lhs_bytes + rhs_bytes + fin_bytes)
+
+
+def _operand(spec: TensorSpec, zp: int, adj: bool, dtype: type
+             ) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """A BATCH_MATMUL operand as float minus its zero point (transposed for adj):
+    computed once when constant, else into a buffer made here."""
+    def view(f: np.ndarray) -> np.ndarray:
+        return np.swapaxes(f, -1, -2) if adj else f
+    if spec.is_constant:
+        fixed = view(spec.data.astype(dtype) - zp)
+        return (lambda v: fixed), 0
+    buf = np.empty(spec.shape, dtype)
+    viewed = view(buf)
+
+    def get(v: np.ndarray) -> np.ndarray:
+        np.copyto(buf, v, casting="unsafe")
+        if zp:
+            np.subtract(buf, zp, out=buf)
+        return viewed
+    return get, buf.nbytes

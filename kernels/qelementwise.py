@@ -22,7 +22,7 @@ from edgeplex.core.kernel_api import OpContext, Prepared
 
 from . import quant_math as qm
 from .common import broadcast_shape
-from .qcommon import EIGHT_BIT, QParams, output_type, pair_index, pair_table, qparams, \
+from .qcommon import EIGHT_BIT, QParams, TableIndex, output_type, pair_table, qparams, \
     same_type
 from .registry import register
 
@@ -48,10 +48,11 @@ def _done_pairwise(ctx: OpContext, fn: PairFn, shape: tuple[int, ...]) -> Prepar
     dtype, out_dtype = ctx.input(0).dtype, ctx.outputs[0].dtype
     if ctx.input(0).type_name in EIGHT_BIT:
         table = pair_table(dtype, fn, out_dtype)
+        index = TableIndex(shape)
 
         def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-            np.take(table, pair_index(ins[0], ins[1]), out=outs[0])
-        return ctx.done(run, shape, scratch_bytes=table.nbytes)
+            index.pair(table, ins[0], ins[1], outs[0])
+        return ctx.done(run, shape, scratch_bytes=table.nbytes + index.nbytes)
 
     def run16(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         outs[0][...] = fn(ins[0].astype(np.int64), ins[1].astype(np.int64))
@@ -89,12 +90,25 @@ def _add_sub(ctx: OpContext, sign: int) -> Prepared:
     # a negative amount (undefined behaviour; garbage on x86): refuse it, as ADD.
     mo = _smaller_than_one(ctx, twice_max / float(np.float32(1 << left) * out.scale), "output")
 
+    in_x, in_y = _rescaler(a, left, m1), _rescaler(b, left, m2)
+
     def fn(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        sx = qm.multiply_by_quantized_multiplier((x - a.zero_point) << left, *m1)
-        sy = qm.multiply_by_quantized_multiplier((y - b.zero_point) << left, *m2)
-        raw = qm.multiply_by_quantized_multiplier(sx + sign * sy, *mo) + out.zero_point
+        raw = qm.multiply_by_quantized_multiplier(in_x(x) + sign * in_y(y), *mo) + \
+            out.zero_point
         return np.clip(raw, lo, hi)
     return _done_pairwise(ctx, fn, shape)
+
+
+def _rescaler(p: QParams, left: int, mult: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+    """x -> MultiplyByQuantizedMultiplier((x - zp) << left): for 8-bit inputs
+    computed once per value (a pair table would otherwise redo it 256 times)."""
+    def rescale(x: np.ndarray) -> np.ndarray:
+        return qm.multiply_by_quantized_multiplier((x - p.zero_point) << left, *mult)
+    if p.dtype.itemsize != 1:
+        return rescale
+    info = np.iinfo(p.dtype)
+    table = rescale(np.arange(info.min, info.max + 1, dtype=np.int64))
+    return lambda x: table[np.asarray(x, dtype=np.int64) - info.min]
 
 
 def _pot_int16(ctx: OpContext, a: QParams, b: QParams, out: QParams) -> bool:

@@ -20,6 +20,7 @@ that builtin kernel there, as single-threaded LiteRT runs it.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -80,6 +81,11 @@ def _prepare_reduce(ctx: OpContext, compute_sum: bool) -> Prepared:
     if n > 0:
         mult, shift = _mean_multiplier(mult, shift, n)
     info = np.iinfo(x.dtype)
+    closed = qm.closed_form_requant(mult, shift, "double", -pin.zero_point * n,
+                                    pout.zero_point, info.min, info.max,
+                                    n * max(-info.min, info.max)) if n > 0 else None
+    if closed is not None and math.prod(shape) > 0:
+        return _closed_mean(ctx, closed, axes, keep, shape)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         if outs[0].size == 0:
@@ -125,6 +131,12 @@ def _spatial_mean(ctx: OpContext, pin: QParams, pout: QParams, n: int,
     depth = shape[3]
     blocked = np.arange(depth) < depth - depth % 16      # NEON blocks of 16 channels
     info = np.iinfo(ctx.input(0).dtype)
+    # NEON blocks round ties up (as ruy does), the tail away from zero.
+    closed = qm.closed_form_requant(mult, shift, ["ruy" if b else "double" for b in blocked],
+                                    0, bias, info.min, info.max,
+                                    n * max(-info.min, info.max))
+    if closed is not None and n > 0:
+        return _closed_mean(ctx, closed, (1, 2), True, shape)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         acc = qm.wrap_int32(ins[0].sum(axis=(1, 2), dtype=np.int64, keepdims=True))
@@ -133,6 +145,21 @@ def _spatial_mean(ctx: OpContext, pin: QParams, pout: QParams, n: int,
         y = np.where(blocked, neon, tail) + bias
         outs[0][...] = np.clip(y, info.min, info.max)
     return ctx.done(run, shape)
+
+
+def _closed_mean(ctx: OpContext, closed: qm.ClosedFormRequant, axes: tuple[int, ...],
+                 keep: bool, shape: tuple[int, ...]) -> Prepared:
+    """A mean as an int64 sum and a closed-form requantization into buffers
+    made here (see quant_math.closed_form_requant)."""
+    total = np.empty(shape, np.int64)
+    work = np.empty(shape, np.int64)
+    mask = np.empty(shape, bool) if closed.needs_mask else None
+
+    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        np.sum(ins[0], axis=axes, dtype=np.int64, keepdims=keep, out=total)
+        closed(total, work, outs[0], mask)
+    return ctx.done(run, shape, scratch_bytes=total.nbytes + work.nbytes +
+                    (0 if mask is None else mask.nbytes))
 
 
 def _round_half_up_mbqm(x: np.ndarray, mult: int, shift: int) -> np.ndarray:

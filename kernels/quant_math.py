@@ -20,11 +20,26 @@ way with :func:`wrap_int32`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+try:                     # the clip ufunc itself: np.clip goes through four Python
+    from numpy._core.umath import clip as _clip_ufunc       # layers (~2 us a call)
+except ImportError:      # pragma: no cover - numpy < 2
+    try:
+        from numpy.core.umath import clip as _clip_ufunc
+    except ImportError:
+        _clip_ufunc = np.clip
+
+
+def clip_into(x: np.ndarray, lo: Any, hi: Any, out: np.ndarray) -> None:
+    """``np.clip(x, lo, hi, out=out)`` without np.clip's Python wrappers (the
+    same ufunc, called directly: it matters for small tensors)."""
+    _clip_ufunc(x, lo, hi, out=out)
 
 #: Rounding mode of ai-edge-litert's builtin integer kernels (verified by
 #: tests/test_quant_math.py against the oracle).
@@ -105,11 +120,10 @@ def saturating_rounding_doubling_high_mul(a: Any, b: Any) -> np.ndarray:
     """gemmlowp's SaturatingRoundingDoublingHighMul on int32 values (as int64)."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    total = ab + nudge
-    # C++ integer division truncates toward zero.
-    high = np.where(total >= 0, total >> 31, -((-total) >> 31))
+    # C++: (ab + (ab >= 0 ? 2**30 : 1 - 2**30)) / 2**31, truncating. For ab < 0
+    # that is ceil((ab + 1 - 2**30) / 2**31) == floor((ab + 2**30) / 2**31), the
+    # same floor as for ab >= 0: one arithmetic shift (ties round upward).
+    high = (a * b + (1 << 30)) >> 31
     return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
 
 
@@ -370,3 +384,259 @@ def int16_lut_lookup(x: Any, lut: np.ndarray) -> np.ndarray:
     base = lut[index]
     slope = lut[index + 1] - base
     return wrap_int16(base + ((slope * offset + 64) >> 7))
+
+
+# -- requantization in closed form ---------------------------------------------------------
+#
+# Every fixed-point rescale above ends in floor divisions by powers of two, and
+# nested floor divisions by positive integers compose: floor(floor(a / p) + k) / q)
+# == floor((a + k * p) / (p * q)) for integer k. So for int32 accumulators x
+# that cannot make the C++ code wrap or saturate, each rounding mode is
+#
+#     result = floor((x * M + C) / 2**S)
+#
+# with per-channel integers M, C, S (M = multiplier << left shift, S = 31 +
+# right shift):
+#   "ruy":    C = 2**30 + 2**(30 + r)          (both roundings tie upward);
+#   "double": the same, minus 2**31 where x * M < -2**30: gemmlowp's high
+#             multiply ties upward, but RoundingDivideByPOT ties away from
+#             zero, which for a negative high product is one 2**31 step lower;
+#   "int64":  M = the 15-bit multiplier, S = 15 - shift, C = 2**(S - 1).
+# With a bias b and output zero point z folded in (x = acc + b, C + b * M +
+# z * 2**S), a whole requantization is a few int64 passes into preallocated
+# buffers: convert, multiply, add, shift, clamp, store. closed_form_requant()
+# proves from a bound on |acc| that int64 never overflows and the C++ code
+# never wraps; when it cannot, callers keep the step-by-step functions above.
+
+_INT64_ROOM = 1 << 62          # |intermediate| stays below this (one bit of margin)
+
+
+@dataclass(frozen=True)
+class ClosedFormRequant:
+    """``clip(floor((acc * mult + offset) / 2**shift), lo, hi)`` in int64, exactly a TFLite
+    requantization of ``acc + bias`` (see :func:`closed_form_requant`).
+
+    Arrays broadcast along the last (channel) axis of ``acc``. ``negative_below``
+    is set for double rounding: values below it lose ``correction`` (ties of
+    negative numbers round away from zero).
+    """
+
+    mult: np.ndarray
+    offset: np.ndarray
+    shift: np.ndarray | int
+    lo: int
+    hi: int
+    negative_below: np.ndarray | None = None
+    correction: np.ndarray | None = None
+    work_dtype = np.int64
+
+    def __call__(self, acc: np.ndarray, work: np.ndarray, out: np.ndarray,
+                 mask: np.ndarray | None = None) -> None:
+        """Requantize ``acc`` (integer-valued, any numeric dtype) into ``out``;
+        ``work`` is an int64 buffer of acc's shape, ``mask`` a bool one (double
+        rounding only). Allocates nothing."""
+        np.copyto(work, acc, casting="unsafe")
+        np.multiply(work, self.mult, out=work)
+        np.add(work, self.offset, out=work)
+        if self.negative_below is not None:
+            np.less(work, self.negative_below, out=mask)
+            np.subtract(work, self.correction, out=work, where=mask)
+        np.right_shift(work, self.shift, out=work)
+        clip_into(work, self.lo, self.hi, work)
+        np.copyto(out, work, casting="unsafe")
+
+    def target(self, out: np.ndarray) -> np.ndarray:
+        """The view of an output array that calls write (``out`` itself)."""
+        return out
+
+    @property
+    def needs_mask(self) -> bool:
+        """True when calls need a bool ``mask`` buffer."""
+        return self.negative_below is not None
+
+    def tiled(self, shape: tuple[int, ...]) -> "ClosedFormRequant":
+        """The same, with per-channel arrays laid out in full ``shape``: numpy
+        then runs plain same-shape loops (no broadcasting iterator, which
+        costs 2-3x on small tensors and a 64 KiB buffer per call)."""
+        return _tiled(self, shape)
+
+
+def _tiled(form: Any, shape: tuple[int, ...]) -> Any:
+    changes = {f.name: np.ascontiguousarray(np.broadcast_to(getattr(form, f.name), shape))
+               for f in fields(form) if isinstance(getattr(form, f.name), np.ndarray)
+               and getattr(form, f.name).ndim > 0}
+    return replace(form, **changes)
+
+
+def closed_form_requant(multiplier: Any, shift: Any, rounding: str | Sequence[str], bias: Any,
+                        zero_point: int, lo: int, hi: int, acc_bound: Any
+                        ) -> ClosedFormRequant | None:
+    """The closed form of requantizing ``acc + bias`` per channel, or None when
+    it cannot be proven equal to the step-by-step functions.
+
+    ``multiplier``/``shift`` are quantize_multiplier's Q31 values, ``rounding``
+    is "ruy" (multiply_by_quantized_multiplier_ruy), "double"
+    (multiply_by_quantized_multiplier) or "int64"
+    (multiply_by_quantized_multiplier_int64), or one of those per channel; the
+    result is ``clip(rescaled + zero_point, lo, hi)``. ``acc_bound`` bounds
+    |acc| per channel (all arguments broadcast to the channel count).
+    """
+    forms = _channel_forms(multiplier, shift, rounding, bias, acc_bound)
+    if forms is None:
+        return None
+    big_m, c, sh, dbl, b, bound = forms
+    base = c + zero_point * (1 << sh)
+    total = base + b * big_m
+    top = int(sh.max())
+    k = top - sh
+    room = (bound * big_m + np.abs(total) + (1 << 31))
+    uniform = bool(np.all(room << k < _INT64_ROOM))
+    if not uniform:
+        if not np.all(room < _INT64_ROOM):
+            return None
+        k = k * 0
+    below = np.where(dbl, (base - (1 << 30)) << k, -(1 << 63))
+    corr = np.where(dbl, 1 << (31 + k), 0)
+    double = bool(dbl.any())
+    return ClosedFormRequant(_int64(big_m << k), _int64(total << k),
+                             top if uniform else _int64(sh), lo, hi,
+                             _int64(below) if double else None, _int64(corr) if double else None)
+
+
+def _int64(v: np.ndarray) -> np.ndarray:
+    """An object array of Python ints as int64 (one channel: a scalar)."""
+    return np.array(int(v[0]) if v.size == 1 else v.astype(np.int64), dtype=np.int64)
+
+
+def _channel_forms(multiplier: Any, shift: Any, rounding: str | Sequence[str], bias: Any,
+                   acc_bound: Any) -> tuple[np.ndarray, ...] | None:
+    """Per channel (M, C, S, double-rounding flag, bias, bound) as arrays of
+    exact Python integers (object dtype), or None if some x = acc + bias might
+    wrap or saturate in the C++ arithmetic for |acc| <= bound, or a rounding
+    mode is unknown."""
+    m, s, b, bound = (np.array([int(v) for v in a], dtype=object) for a in np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.int64).reshape(-1)
+          for v in (multiplier, shift, bias, acc_bound))))
+    modes = [rounding] * m.size if isinstance(rounding, str) else list(rounding)
+    if len(modes) != m.size or any(r not in ("ruy", "double", "int64") for r in modes) or \
+            np.any(m < 0):
+        return None
+    is64 = np.array([r == "int64" for r in modes])
+    x_max = bound + np.abs(b)
+    # int64 rounding (16x8): a 15-bit multiplier, one rounding shift, no wrap.
+    reduced = np.where(m >= 0x7FFF0000, 0x7FFF, (m + (1 << 15)) >> 16)
+    total = 15 - s
+    safe_total = np.where(total >= 1, total, 1)
+    ok64 = (total >= 1) & (x_max * reduced + (1 << safe_total) < _INT64_ROOM) & \
+        ((x_max * reduced >> safe_total) + 1 < (1 << 31))
+    # ruy / double: x << left must not wrap, nor ruy's overflow guard fire.
+    left, right = np.maximum(s, 0), np.maximum(-s, 0)
+    ok32 = (right <= 31) & ((x_max << left) + (1 << np.minimum(right, 62)) < (1 << 31))
+    if not np.all(np.where(is64, ok64, ok32)):
+        return None
+    big_m = np.where(is64, reduced, m << left)
+    c = np.where(is64, 1 << (safe_total - 1),
+                 (1 << 30) + np.where(right > 0, 1 << (30 + right), 0))
+    sh = np.where(is64, total, 31 + right)
+    dbl = np.array([r == "double" for r in modes]) & (right > 0).astype(bool)
+    return big_m, c, sh, dbl, b, bound
+
+
+# -- the closed form in float64 -------------------------------------------------------------
+#
+# The same floor((x * M + C) / 2**S) is exact in float64 when every integer
+# involved stays below 2**53: then z = acc * (M / 2**S) + C' / 2**S holds the
+# exact quotient (power-of-two scaling is exact), and so does any partial sum
+# of a GEMM or einsum whose weights were scaled by M / 2**S per channel, in any
+# order: every partial sum is an integer below 2**53 times 2**-S. The floor
+# then comes for free: with the output type's -min added to C' (so that the
+# clamped z is >= 0) a truncating cast to the unsigned type of the same width
+# is the floor, and flipping the sign bit (XOR) turns it back into the signed
+# value. A requantization becomes clamp, cast, XOR after the GEMM (which also
+# adds the offset, as a row of weights against a column of ones).
+
+_FLOAT64_EXACT = 1 << 53
+_UNSIGNED = {np.dtype(np.int8): np.uint8, np.dtype(np.uint8): np.uint8,
+             np.dtype(np.int16): np.uint16, np.dtype(np.uint16): np.uint16}
+
+
+@dataclass(frozen=True)
+class ScaledRequant:
+    """TFLite's requantization of ``acc + bias`` as float64 ``z = acc * scale +
+    offset`` (exact; see :func:`scaled_requant`), then clamp and truncate."""
+
+    scale: np.ndarray          # float64 per channel: M / 2**S
+    offset: np.ndarray         # float64 per channel: (C + b*M + (zp - min) * 2**S) / 2**S
+    lo: float                  # clamp bounds, shifted by -min of the output type
+    hi: float
+    unsigned: type             # np.uint8 or np.uint16: the output's unsigned view
+    flip: int                  # sign bit to flip back (0 for unsigned outputs)
+    negative_below: np.ndarray | None = None
+    correction: np.ndarray | None = None
+    work_dtype = np.float64
+
+    def __call__(self, acc: np.ndarray, work: np.ndarray, out: np.ndarray,
+                 mask: np.ndarray | None = None) -> None:
+        """Requantize integer-valued ``acc`` into ``out`` through the float64
+        buffer ``work`` (and a bool ``mask`` for double rounding)."""
+        np.copyto(work, acc)                       # a mixed-type multiply would buffer
+        np.multiply(work, self.scale, out=work)
+        np.add(work, self.offset, out=work)
+        self.finish(work, out, mask)
+
+    def finish(self, z: np.ndarray, out: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """``out`` from ``z`` that already holds ``acc * scale + offset``."""
+        if self.negative_below is not None:
+            np.less(z, self.negative_below, out=mask)
+            np.subtract(z, self.correction, out=z, where=mask)
+        clip_into(z, self.lo, self.hi, z)
+        u = out if out.dtype.type is self.unsigned else out.view(self.unsigned)
+        np.copyto(u, z, casting="unsafe")          # truncation of z >= 0: the floor
+        if self.flip:
+            np.bitwise_xor(u, self.flip, out=u)
+
+    def target(self, out: np.ndarray) -> np.ndarray:
+        """The view of an output array that calls write (its unsigned view;
+        made once by callers that reuse the same output)."""
+        return out.view(self.unsigned)
+
+    @property
+    def needs_mask(self) -> bool:
+        """True when calls need a bool ``mask`` buffer."""
+        return self.negative_below is not None
+
+    def tiled(self, shape: tuple[int, ...]) -> "ScaledRequant":
+        """The same with per-channel arrays in full ``shape`` (see
+        :meth:`ClosedFormRequant.tiled`)."""
+        return _tiled(self, shape)
+
+
+def scaled_requant(multiplier: Any, shift: Any, rounding: str | Sequence[str], bias: Any,
+                   zero_point: int, lo: int, hi: int, acc_bound: Any, dtype: Any
+                   ) -> ScaledRequant | None:
+    """:func:`closed_form_requant` in float64 for outputs of ``dtype`` (8 or 16
+    bits), or None when some integer could reach 2**53 (or the closed form
+    itself is refused)."""
+    dtype = np.dtype(dtype)
+    if dtype not in _UNSIGNED:
+        return None
+    forms = _channel_forms(multiplier, shift, rounding, bias, acc_bound)
+    if forms is None:
+        return None
+    big_m, c, sh, dbl, b, bound = forms
+    lift = -int(np.iinfo(dtype).min)
+    base = c + (zero_point + lift) * (1 << sh)
+    total = base + b * big_m
+    if not np.all(bound * big_m + np.abs(total) + (1 << 31) < _FLOAT64_EXACT):
+        return None
+    neg = (-sh).astype(np.int64)
+
+    def f64(v: np.ndarray) -> np.ndarray:     # exact: every |v| < 2**53
+        out = np.ldexp(v.astype(np.float64), neg)
+        return np.array(out[0]) if out.size == 1 else out
+    double = bool(dbl.any())
+    below = f64(np.where(dbl, base - (1 << 30), -_FLOAT64_EXACT))     # never below that
+    corr = f64(np.where(dbl, 1 << 31, 0))
+    return ScaledRequant(f64(big_m), f64(total), float(lo + lift), float(hi + lift),
+                         _UNSIGNED[dtype], 1 << (8 * dtype.itemsize - 1) if lift else 0,
+                         below if double else None, corr if double else None)

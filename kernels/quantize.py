@@ -21,7 +21,7 @@ import numpy as np
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from . import quant_math as qm
-from .qcommon import qparams, table_lookup, unary_table
+from .qcommon import TableIndex, qparams, unary_table
 from .registry import register
 
 
@@ -79,24 +79,30 @@ def prepare_dequantize(ctx: OpContext) -> Prepared:
     p = qparams(ctx, x, "input")          # LiteRT also requires int16 zero point 0
     table = unary_table(x.dtype, lambda v: np.float32(p.scale) * (v - p.zero_point).astype(
         np.float32), np.float32)
+    index = TableIndex(x.shape)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        table_lookup(table, ins[0], outs[0])
-    return ctx.done(run, x.shape, scratch_bytes=table.nbytes)
+        index.unary(table, ins[0], outs[0])
+    return ctx.done(run, x.shape, scratch_bytes=table.nbytes + index.nbytes)
 
 
 def _dequantize_per_channel(ctx: OpContext, x: TensorSpec) -> Prepared:
     scale, zp = _channel_params(ctx, x, "input")
 
+    wide = np.empty(x.shape, np.int64)
+
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        np.multiply((ins[0].astype(np.int64) - zp).astype(np.float32), scale, out=outs[0])
+        np.copyto(wide, ins[0])
+        np.subtract(wide, zp, out=wide)
+        np.copyto(outs[0], wide, casting="unsafe")          # exact: |x - zp| <= 255
+        np.multiply(outs[0], scale, out=outs[0])
     if x.is_constant:                       # constant weights: compute once
         value = (x.data.astype(np.int64) - zp).astype(np.float32) * scale
 
         def run_const(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
             np.copyto(outs[0], value)
         return ctx.done(run_const, x.shape, scratch_bytes=value.nbytes)
-    return ctx.done(run, x.shape)
+    return ctx.done(run, x.shape, scratch_bytes=wide.nbytes)
 
 
 # -- QUANTIZE -------------------------------------------------------------------------------
@@ -117,12 +123,30 @@ def prepare_quantize(ctx: OpContext) -> Prepared:
         p = qparams(ctx, out, "output", symmetric_int16=False)
         scale, zp = p.scale, np.int64(p.zero_point)
     info = np.iinfo(out.dtype)
+    ratio = np.empty(x.shape, np.float32)
+    wide, half = np.empty(x.shape), np.empty(x.shape)
+    bad = np.empty(x.shape, bool)
+    q = np.empty(x.shape, np.int64)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        q = qm.float_to_int32(qm.round_half_away(ins[0] / scale))
-        np.copyto(outs[0], np.clip(qm.wrap_int32(q + zp), info.min, info.max),
-                  casting="unsafe")
-    return ctx.done(run, x.shape)
+        np.divide(ins[0], scale, out=ratio)                  # float32, as TFLite
+        np.copyto(wide, ratio)                               # std::round in double
+        np.copysign(0.5, wide, out=half)
+        np.add(wide, half, out=wide)
+        np.trunc(wide, out=wide)
+        np.abs(wide, out=half)                               # static_cast<int32_t>: out of
+        np.less(half, 2.0**31, out=bad)                      # range and NaN give INT32_MIN
+        np.logical_not(bad, out=bad)
+        np.copyto(wide, qm.INT32_MIN, where=bad)
+        np.copyto(q, wide, casting="unsafe")
+        np.add(q, zp, out=q)
+        np.add(q, 1 << 31, out=q)                            # + zero point wraps in int32
+        np.bitwise_and(q, (1 << 32) - 1, out=q)
+        np.subtract(q, 1 << 31, out=q)
+        qm.clip_into(q, info.min, info.max, q)
+        np.copyto(outs[0], q, casting="unsafe")
+    return ctx.done(run, x.shape, scratch_bytes=ratio.nbytes + wide.nbytes + half.nbytes +
+                    bad.nbytes + q.nbytes)
 
 
 @register("QUANTIZE", versions=(1, 5), types={"INT8", "UINT8", "INT16"})
@@ -138,7 +162,8 @@ def prepare_requantize(ctx: OpContext) -> Prepared:
     mult, shift = qm.quantize_multiplier(pin.scale64 / pout.scale64)
     table = unary_table(x.dtype, lambda v: qm.requantize(
         v, int(mult), int(shift), pin.zero_point, pout.zero_point, out.dtype), out.dtype)
+    index = TableIndex(x.shape)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        table_lookup(table, ins[0], outs[0])
-    return ctx.done(run, x.shape, scratch_bytes=table.nbytes)
+        index.unary(table, ins[0], outs[0])
+    return ctx.done(run, x.shape, scratch_bytes=table.nbytes + index.nbytes)
