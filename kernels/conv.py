@@ -5,8 +5,9 @@ Convolutions are GEMMs: the input is padded once into a buffer allocated at
 prepare, turned into a patch matrix by copying a strided im2col view into
 another preallocated buffer (skipped for 1x1 stride-1 filters, whose patch
 matrix is the input itself), and multiplied with the filter matrix straight
-into the output. Depthwise convolution is a multiply-add per filter tap over
-strided views; transposed convolution is one GEMM followed by one strided add
+into the output. Depthwise convolution is one einsum over a strided view of
+all filter taps (:class:`~.windows.TapRows`) with the weights tiled along the
+output width, so its inner loop runs over whole output rows; transposed convolution is one GEMM followed by one strided add
 per filter tap (col2im). Constant filters are re-laid out once, at prepare.
 
 Weights must be float32 here: int8 / uint8 weights with a float input are
@@ -23,7 +24,7 @@ from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from .common import broadcast_shape
 from .registry import FLOAT_TYPES, register
-from .windows import (Axis, PaddedInput, ViewCache, as_shape, clamp_activation, tap_indices,
+from .windows import (Axis, PaddedInput, TapRows, ViewCache, as_shape, clamp_activation,
                       window_axes, window_view)
 
 F32 = np.float32
@@ -227,12 +228,12 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     axes = window_axes(ctx, o.padding, (h, wd), (kh, kw), (o.stride_h, o.stride_w),
                        (o.dilation_h_factor, o.dilation_w_factor))
     out_shape = (n, axes[0].out, axes[1].out, oc)
-    taps = kh * kw
-    weights = tiled(w, 1, (taps, axes[1].out, oc), lambda f: f.reshape(taps, 1, oc))
+    row = axes[1].out * oc
+    weights = tiled(w, 1, (kh, kw, axes[1].out, oc), lambda f: f.reshape(kh, kw, 1, oc))
     bias = tiled(optional_bias(ctx, 2, oc), 2, (axes[1].out, oc), lambda b: b.reshape(1, oc))
-    pad = PaddedInput(x.shape, axes, F32, repeat=oc // c)
-    run = _depthwise_run(pad, tap_indices(axes), out_shape, weights, bias, clamp_activation(ctx))
-    return ctx.done(run, out_shape, scratch_bytes=pad.nbytes + 4 * int(np.prod(out_shape)))
+    taps = TapRows(x.shape, axes, F32, repeat=oc // c)
+    run = _depthwise_run(taps, (n, axes[0].out, row), weights, bias, clamp_activation(ctx))
+    return ctx.done(run, out_shape, scratch_bytes=taps.nbytes)
 
 
 def tiled(spec: TensorSpec | None, index: int, shape: tuple[int, ...],
@@ -252,28 +253,25 @@ def tiled(spec: TensorSpec | None, index: int, shape: tuple[int, ...],
     return get
 
 
-def _depthwise_run(pad: PaddedInput, taps: Sequence[tuple[slice, ...]],
-                   out_shape: tuple[int, ...], weights: Callable[[Sequence[Any]], np.ndarray],
+def _depthwise_run(taps: TapRows, rows: tuple[int, int, int],
+                   weights: Callable[[Sequence[Any]], np.ndarray],
                    bias: Callable[[Sequence[Any]], np.ndarray | None], act: InPlace
                    ) -> Callable[..., None]:
-    """out = bias + sum over taps of (tap view * tap weights), two passes per tap.
+    """out = bias + sum over taps of (tap view * tap weights), one einsum.
 
-    The input's channels are repeated ``depth_multiplier`` times (in the padded
-    buffer) and the weights tiled along the output width, so every operand
-    has the output's layout and numpy runs each pass in long contiguous rows.
+    Output rows are ``(N, out_h, out_w * C)``: the weights are tiled along the
+    output width, so einsum's inner loop runs over whole contiguous rows
+    (multiply-accumulate per tap, no temporary) however few channels there are.
     """
-    views = ViewCache(lambda p: [p[i] for i in taps])
-    tmp = np.empty(out_shape, F32)
+    kh, kw = taps.shape[2:4]
 
     def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-        out = outs[0]
-        src, w, b = views(pad(ins[0])), weights(ins), bias(ins)
-        np.multiply(src[0], w[0], out=out)
-        for t in range(1, len(src)):
-            np.multiply(src[t], w[t], out=tmp)
-            np.add(out, tmp, out=out)
+        out = as_shape(outs[0], rows)
+        w = as_shape(weights(ins), (kh, kw, rows[2]))
+        np.einsum("nhijx,ijx->nhx", taps(ins[0]), w, out=out)
+        b = bias(ins)
         if b is not None:
-            np.add(out, b, out=out)
+            np.add(out, as_shape(b, (rows[2],)), out=out)
         if act is not None:
             act(out)
     return run

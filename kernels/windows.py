@@ -9,6 +9,9 @@ dilation, output size and padding, as TFLite computes them. On top of that:
   input, built with ``as_strided`` (no copy).
 * :func:`tap_views` — one output-aligned strided view per filter tap, for
   kernels that loop over taps (depthwise convolution, pooling).
+* :class:`TapRows` — the input laid out so that all filter taps of all output
+  rows are one strided view ``(N, out_h, kh, kw, out_w * C)`` whose last axis
+  is contiguous (what a per-tap multiply-accumulate wants: long inner loops).
 * :class:`ViewCache` — rebuilds such views only when the source array changes.
 """
 from __future__ import annotations
@@ -98,6 +101,66 @@ class PaddedInput:
             return x
         np.copyto(self.interior, x[..., None])
         return self.buffer
+
+
+class TapRows:
+    """All filter taps of an ``(N, H, W, C)`` input as one ``(N, out_h, kh, kw, out_w * C')``
+    view (``C' = C * repeat``) whose last axis is contiguous.
+
+    Element ``[n, y, ky, kx, x * C' + c]`` is the padded input at row
+    ``y * stride_h + ky * dilation_h``, column ``x * stride_w + kx * dilation_w``,
+    channel ``c`` (channels repeated as in :class:`PaddedInput`). With stride 1
+    along the width that is a strided view of the padded input itself. With a
+    larger stride each column tap is gathered once per run into a buffer
+    ``(N, padded_h, kw, out_w, C')`` allocated here (border filled once), so the
+    inner axis stays contiguous.
+    """
+
+    def __init__(self, shape: Sequence[int], axes: Sequence[Axis], dtype: Any,
+                 fill: float = 0, repeat: int = 1) -> None:
+        n, _, w, c = shape
+        ay, ax = axes
+        self.shape = (n, ay.out, ay.filter, ax.filter, ax.out * c * repeat)
+        self._steps = (ay.stride, ay.dilation, ax.dilation)
+        self._copies: list[tuple[np.ndarray, Index]] = []
+        if ax.stride == 1:
+            self.pad: PaddedInput | None = PaddedInput(shape, axes, dtype, fill, repeat)
+            self.nbytes = self.pad.nbytes
+            self._views = ViewCache(self._strided)
+            return
+        self.pad = None
+        buffer = np.full((n, ay.padded, ax.filter, ax.out, c * repeat), fill, dtype)
+        self.nbytes = buffer.nbytes
+        for kx in range(ax.filter):
+            off = kx * ax.dilation - ax.before           # input column of output column 0
+            lo = max(0, -(off // ax.stride))
+            hi = min(ax.out, (w - 1 - off) // ax.stride + 1)
+            if hi > lo:
+                dst = buffer[:, ay.before:ay.before + ay.size, kx, lo:hi]
+                first = lo * ax.stride + off
+                cols = slice(first, first + (hi - lo - 1) * ax.stride + 1, ax.stride)
+                self._copies.append((as_shape(dst, (*dst.shape[:-1], c, repeat)),
+                                     (slice(None), slice(None), cols, slice(None), None)))
+        s = buffer.strides
+        self._view = as_strided(buffer, self.shape,
+                                (s[0], s[1] * ay.stride, s[1] * ay.dilation, s[2], s[4]),
+                                writeable=False)
+
+    def _strided(self, p: np.ndarray) -> np.ndarray:
+        """The tap view of a padded (or unpadded) input, stride 1 along the width."""
+        if p.strides[-1] != p.itemsize or p.strides[-2] != p.itemsize * p.shape[-1]:
+            p = np.ascontiguousarray(p)       # arena tensors are contiguous: never in practice
+        sy, dy, dx = self._steps
+        s = p.strides
+        return as_strided(p, self.shape, (s[0], s[1] * sy, s[1] * dy, s[2] * dx, s[3]),
+                          writeable=False)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.pad is not None:
+            return self._views(self.pad(x))
+        for dst, index in self._copies:
+            np.copyto(dst, x[index])
+        return self._view
 
 
 def window_view(x: np.ndarray, axes: Sequence[Axis], groups: int = 1) -> np.ndarray:
