@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import InterpreterError, ModelError
 from .ir import Model, Tensor
+from .parallel import thread_budget
 from .plan import DEFAULT_MEMORY_LIMIT, PlanOptions, PlanRuntime, ProfileRecord, SubgraphPlan
 from .reader import read_model
 
@@ -320,14 +321,18 @@ def _check_strict_resize(t: Tensor, shape: tuple[int, ...]) -> None:
 
 
 class _ThreadLimit:
-    """Limits BLAS threads to ``num_threads`` during invoke (threadpoolctl)."""
+    """Limits BLAS threads to ``num_threads`` during invoke (threadpoolctl) and
+    gives kernels the same thread budget (:mod:`.parallel`)."""
 
     def __init__(self, n: int | None) -> None:
         self.n = n
         self._ctl: Any = None
         self._ctx: Any = None
+        self._budget: Any = None
 
     def __enter__(self) -> None:
+        self._budget = thread_budget(self.n)
+        self._budget.__enter__()
         if self.n is None:
             return
         if self._ctl is None:
@@ -336,6 +341,7 @@ class _ThreadLimit:
         self._ctx = self._ctl.limit(limits=self.n)
 
     def __exit__(self, *exc: Any) -> None:
+        self._budget.__exit__(None, None, None)
         if self._ctx is not None:
             self._ctx.restore_original_limits()
             self._ctx = None
