@@ -22,10 +22,12 @@ import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
+from edgeplex.core.parallel import parallel, span
+
 from .common import broadcast_shape
 from .registry import FLOAT_TYPES, register
-from .windows import (Axis, PaddedInput, TapRows, ViewCache, as_shape, clamp_activation,
-                      window_axes, window_view)
+from .windows import (PARALLEL_MACS, Axis, PaddedInput, TapRegions, ViewCache, as_shape, clamp_activation,
+                      split_parts, window_axes, window_view)
 
 F32 = np.float32
 InPlace = Callable[[np.ndarray], Any] | None
@@ -228,12 +230,37 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     axes = window_axes(ctx, o.padding, (h, wd), (kh, kw), (o.stride_h, o.stride_w),
                        (o.dilation_h_factor, o.dilation_w_factor))
     out_shape = (n, axes[0].out, axes[1].out, oc)
-    row = axes[1].out * oc
-    weights = tiled(w, 1, (kh, kw, axes[1].out, oc), lambda f: f.reshape(kh, kw, 1, oc))
+    flat = _depthwise_flat(axes, c * (oc // c), x.size * 4)
+    work = int(np.prod(out_shape, dtype=np.int64)) * kh * kw
+    regions = TapRegions(x.shape, axes, F32, flat=flat, repeat=oc // c,
+                         split=x.size >= DEPTHWISE_SPLIT)
+    width = axes[1].out if flat else 1
+    weights = tiled(w, 1, (kh, kw, width, oc), lambda f: f.reshape(kh, kw, 1, oc))
     bias = tiled(optional_bias(ctx, 2, oc), 2, (axes[1].out, oc), lambda b: b.reshape(1, oc))
-    taps = TapRows(x.shape, axes, F32, repeat=oc // c)
-    run = _depthwise_run(taps, (n, axes[0].out, row), weights, bias, clamp_activation(ctx))
-    return ctx.done(run, out_shape, scratch_bytes=taps.nbytes)
+    run = _depthwise_run(regions, out_shape, weights, bias, clamp_activation(ctx),
+                         split_parts(work, PARALLEL_MACS))
+    return ctx.done(run, out_shape, scratch_bytes=regions.nbytes)
+
+
+#: Input elements from which a depthwise convolution reads its padding-free
+#: interior straight from the input (and only the border through small padded
+#: copies) rather than copying the whole input into a padded buffer: the copy
+#: saved outweighs the four extra (small) einsum calls.
+DEPTHWISE_SPLIT = 1 << 16
+
+
+def _depthwise_flat(axes: Sequence[Axis], channels: int, in_bytes: int) -> bool:
+    """Whether whole output rows (flat views) beat per-pixel channel runs.
+
+    Flat einsum loops run over ``out_w * C`` elements (fast for any ``C``), but a
+    width stride > 1 must first gather the column taps (about 1.5 input copies).
+    Per-pixel loops read the input in place but run over only ``C`` elements:
+    they win with strides when channels are many, or the input is too big for
+    the gather to stay in cache (measured on MobileNet and MediaPipe shapes).
+    """
+    if axes[1].stride == 1 or axes[1].out == 1:
+        return True
+    return channels < (64 if in_bytes > (2 << 20) else 128)
 
 
 def tiled(spec: TensorSpec | None, index: int, shape: tuple[int, ...],
@@ -253,27 +280,53 @@ def tiled(spec: TensorSpec | None, index: int, shape: tuple[int, ...],
     return get
 
 
-def _depthwise_run(taps: TapRows, rows: tuple[int, int, int],
+def _depthwise_run(regions: TapRegions, out_shape: tuple[int, ...],
                    weights: Callable[[Sequence[Any]], np.ndarray],
-                   bias: Callable[[Sequence[Any]], np.ndarray | None], act: InPlace
-                   ) -> Callable[..., None]:
-    """out = bias + sum over taps of (tap view * tap weights), one einsum.
+                   bias: Callable[[Sequence[Any]], np.ndarray | None], act: InPlace,
+                   parts: int) -> Callable[..., None]:
+    """out = bias + sum over taps of (tap view * tap weights): one einsum per region.
 
-    Output rows are ``(N, out_h, out_w * C)``: the weights are tiled along the
-    output width, so einsum's inner loop runs over whole contiguous rows
-    (multiply-accumulate per tap, no temporary) however few channels there are.
+    Flat regions multiply-accumulate whole output rows (the weights are tiled
+    along the output width), so einsum's inner loop is long however few
+    channels there are; per-pixel regions use the untiled weights. Large
+    layers split the output rows across threads (bias and clamp included).
     """
-    kh, kw = taps.shape[2:4]
+    n, ho, wo, oc = out_shape
+    kh, kw = regions.ay.filter, regions.ax.filter
+    flat = regions.flat
+    spec = "nhijx,ijx->nhx" if flat else "nhwijc,ijc->nhwc"
+
+    def targets(x: np.ndarray, out: np.ndarray, w: np.ndarray
+                ) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+        """Per region (first row, tap view, output view, weights); the output rows."""
+        w = as_shape(w, (kh, kw, -1) if flat else (kh, kw, oc))
+        found = []
+        for r in regions.regions:
+            (r0, r1), (c0, c1) = r.rows, r.cols
+            o = out[:, r0:r1, c0:c1]
+            o = as_shape(o, (n, r1 - r0, (c1 - c0) * oc)) if flat else o
+            found.append((r0, r.view(x), o, w[..., :(c1 - c0) * oc] if flat else w))
+        return found, as_shape(out, (n, ho, wo * oc))
+    views = ViewCache(targets)
 
     def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-        out = as_shape(outs[0], rows)
-        w = as_shape(weights(ins), (kh, kw, rows[2]))
-        np.einsum("nhijx,ijx->nhx", taps(ins[0]), w, out=out)
+        x = ins[0]
+        regions.fill(x)
+        jobs, rows = views(x, outs[0], weights(ins))
         b = bias(ins)
-        if b is not None:
-            np.add(out, as_shape(b, (rows[2],)), out=out)
-        if act is not None:
-            act(out)
+
+        def part(i: int, k: int) -> None:
+            lo, hi = ho * i // k, ho * (i + 1) // k
+            for r0, src, dst, ww in jobs:
+                a, z = max(lo - r0, 0), min(hi - r0, dst.shape[1])
+                if z > a:
+                    np.einsum(spec, src[:, a:z], ww, out=dst[:, a:z])
+            block = rows[:, lo:hi]
+            if b is not None:
+                np.add(block, as_shape(b, (wo * oc,)), out=block)
+            if act is not None:
+                act(block)
+        parallel(part, parts)
     return run
 
 

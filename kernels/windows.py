@@ -9,9 +9,10 @@ dilation, output size and padding, as TFLite computes them. On top of that:
   input, built with ``as_strided`` (no copy).
 * :func:`tap_views` — one output-aligned strided view per filter tap, for
   kernels that loop over taps (depthwise convolution, pooling).
-* :class:`TapRows` — the input laid out so that all filter taps of all output
-  rows are one strided view ``(N, out_h, kh, kw, out_w * C)`` whose last axis
-  is contiguous (what a per-tap multiply-accumulate wants: long inner loops).
+* :class:`TapRegions` — the output split into rectangles whose filter taps
+  are each one strided view, read from the input itself where no padding is
+  involved; a *flat* view ``(N, rows, kh, kw, cols * C)`` has a contiguous
+  last axis (what a per-tap multiply-accumulate wants: long inner loops).
 * :class:`ViewCache` — rebuilds such views only when the source array changes.
 """
 from __future__ import annotations
@@ -103,64 +104,150 @@ class PaddedInput:
         return self.buffer
 
 
-class TapRows:
-    """All filter taps of an ``(N, H, W, C)`` input as one ``(N, out_h, kh, kw, out_w * C')``
-    view (``C' = C * repeat``) whose last axis is contiguous.
+class TapRegion:
+    """One rectangle of a windowed op's output and the strided view of the filter
+    taps it reads, from the input itself or from a small buffer of its own.
 
-    Element ``[n, y, ky, kx, x * C' + c]`` is the padded input at row
-    ``y * stride_h + ky * dilation_h``, column ``x * stride_w + kx * dilation_w``,
-    channel ``c`` (channels repeated as in :class:`PaddedInput`). With stride 1
-    along the width that is a strided view of the padded input itself. With a
-    larger stride each column tap is gathered once per run into a buffer
-    ``(N, padded_h, kw, out_w, C')`` allocated here (border filled once), so the
-    inner axis stays contiguous.
+    ``rows`` / ``cols`` are output ranges ``(start, stop)``. ``view(x)`` is the
+    region's tap view of input ``x``: *flat* ``(N, R, kh, kw, Wr * C)`` (the
+    columns and channels of one output row in one contiguous run; needs unit
+    width stride, or a buffer that gathered the column taps) or *per-pixel*
+    ``(N, R, Wr, kh, kw, C)``. ``fill(x)`` first copies what the buffer holds.
     """
 
-    def __init__(self, shape: Sequence[int], axes: Sequence[Axis], dtype: Any,
-                 fill: float = 0, repeat: int = 1) -> None:
-        n, _, w, c = shape
-        ay, ax = axes
-        self.shape = (n, ay.out, ay.filter, ax.filter, ax.out * c * repeat)
-        self._steps = (ay.stride, ay.dilation, ax.dilation)
-        self._copies: list[tuple[np.ndarray, Index]] = []
-        if ax.stride == 1:
-            self.pad: PaddedInput | None = PaddedInput(shape, axes, dtype, fill, repeat)
-            self.nbytes = self.pad.nbytes
-            self._views = ViewCache(self._strided)
-            return
-        self.pad = None
-        buffer = np.full((n, ay.padded, ax.filter, ax.out, c * repeat), fill, dtype)
-        self.nbytes = buffer.nbytes
+    def __init__(self, rows: tuple[int, int], cols: tuple[int, int],
+                 view: Callable[[np.ndarray], np.ndarray],
+                 copies: Sequence[tuple[np.ndarray, Index]] = (), nbytes: int = 0) -> None:
+        self.rows, self.cols = rows, cols
+        self.copies, self.nbytes = list(copies), nbytes
+        self.view = view
+
+    def fill(self, x: np.ndarray) -> None:
+        """Copy this region's part of ``x`` into its buffer (nothing when it reads ``x``)."""
+        for dst, index in self.copies:
+            np.copyto(dst, x[index])
+
+
+class TapRegions:
+    """The output of a 2-D windowed op over ``(N, H, W, C)`` split into regions whose
+    taps are plain strided views.
+
+    ``split``: the interior, whose windows hold no padding, reads the input
+    directly (no copy); thin bands along the padded border read small
+    zero-padded buffers. Otherwise one region covers the output, reading a
+    padded copy of the input (or the input itself when nothing is padded).
+    ``flat`` views need a unit width stride; with a larger one the column taps
+    are gathered into a buffer ``(N, padded_h, kw, out_w, C)`` (one region).
+    ``repeat`` > 1 stores each channel that many times in a row (a depthwise
+    multiplier), which needs a buffer too.
+    """
+
+    def __init__(self, shape: Sequence[int], axes: Sequence[Axis], dtype: Any, *,
+                 flat: bool, split: bool, fill: float = 0, repeat: int = 1) -> None:
+        self.n, self.h, self.w, self.c = shape
+        self.ay, self.ax = axes
+        self.dtype, self.fill_value, self.repeat, self.flat = dtype, fill, repeat, flat
+        ho, wo = self.ay.out, self.ax.out
+        inner = self._interior() if split and repeat == 1 else None
+        if flat and self.ax.stride > 1 and wo > 1:
+            self.regions = [self._gathered()]
+        elif inner is None:
+            direct = repeat == 1 and not needs_padding(axes)
+            self.regions = [self._direct((0, ho), (0, wo)) if direct
+                            else self._buffered((0, ho), (0, wo))]
+        else:
+            (r0, r1), (c0, c1) = inner
+            bands = [((0, r0), (0, wo)), ((r1, ho), (0, wo)),
+                     ((r0, r1), (0, c0)), ((r0, r1), (c1, wo))]
+            self.regions = [self._direct(*inner)] + [
+                self._buffered(r, c) for r, c in bands if r[1] > r[0] and c[1] > c[0]]
+        self.nbytes = sum(r.nbytes for r in self.regions)
+
+    @property
+    def copies(self) -> int:
+        """Number of copies :meth:`fill` makes per run."""
+        return sum(len(r.copies) for r in self.regions)
+
+    def fill(self, x: np.ndarray) -> None:
+        """Copy what the regions' buffers hold of ``x`` (before reading their views)."""
+        for r in self.regions:
+            r.fill(x)
+
+    # -- geometry ------------------------------------------------------------------
+    def _interior(self) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """Output rows and columns whose windows lie inside the input, or None."""
+        ranges = []
+        for a in (self.ay, self.ax):
+            lo = -(-a.before // a.stride)
+            hi = min(a.out, (a.size - 1 - (a.filter - 1) * a.dilation + a.before) // a.stride + 1)
+            if hi <= lo:
+                return None
+            ranges.append((lo, hi))
+        return ranges[0], ranges[1]
+
+    def _taps(self, p: np.ndarray, rows: int, cols: int) -> np.ndarray:
+        """Tap view of ``p`` (its element [0, 0, 0] is the region's first tap)."""
+        ay, ax = self.ay, self.ax
+        s = p.strides
+        if self.flat:
+            return as_strided(p, (self.n, rows, ay.filter, ax.filter, cols * p.shape[3]),
+                              (s[0], s[1] * ay.stride, s[1] * ay.dilation, s[2] * ax.dilation,
+                               s[3]), writeable=False)
+        return as_strided(p, (self.n, rows, cols, ay.filter, ax.filter, p.shape[3]),
+                          (s[0], s[1] * ay.stride, s[2] * ax.stride, s[1] * ay.dilation,
+                           s[2] * ax.dilation, s[3]), writeable=False)
+
+    def _direct(self, rows: tuple[int, int], cols: tuple[int, int]) -> TapRegion:
+        """A region reading the input itself."""
+        y0 = rows[0] * self.ay.stride - self.ay.before
+        x0 = cols[0] * self.ax.stride - self.ax.before
+        nr, nc = rows[1] - rows[0], cols[1] - cols[0]
+
+        def view(x: np.ndarray) -> np.ndarray:
+            if x.strides[-1] != x.itemsize or x.strides[-2] != x.itemsize * x.shape[-1]:
+                x = np.ascontiguousarray(x)   # arena tensors are contiguous: never in practice
+            return self._taps(x[:, y0:, x0:], nr, nc)
+        return TapRegion(rows, cols, ViewCache(view))
+
+    def _buffered(self, rows: tuple[int, int], cols: tuple[int, int]) -> TapRegion:
+        """A region reading a zero-padded copy of the part of the input it needs."""
+        ay, ax, c, rep = self.ay, self.ax, self.c, self.repeat
+        spans = []
+        for a, (lo, hi) in ((ay, rows), (ax, cols)):
+            p0, p1 = lo * a.stride, (hi - 1) * a.stride + (a.filter - 1) * a.dilation + 1
+            i0, i1 = max(0, p0 - a.before), min(a.size, p1 - a.before)
+            spans.append((p1 - p0, slice(i0 + a.before - p0, i1 + a.before - p0), slice(i0, i1)))
+        (ph, dy, sy), (pw, dx, sx) = spans
+        buffer = np.full((self.n, ph, pw, c * rep), self.fill_value, self.dtype)
+        copies = []
+        if sy.stop > sy.start and sx.stop > sx.start:
+            dst = buffer[:, dy, dx]
+            copies.append((as_shape(dst, (*dst.shape[:-1], c, rep)),
+                           (slice(None), sy, sx, slice(None), None)))
+        view = self._taps(buffer, rows[1] - rows[0], cols[1] - cols[0])
+        return TapRegion(rows, cols, lambda x: view, copies, buffer.nbytes)
+
+    def _gathered(self) -> TapRegion:
+        """The whole output, flat, from a buffer gathering each column tap (stride > 1)."""
+        ay, ax, c, rep = self.ay, self.ax, self.c, self.repeat
+        buffer = np.full((self.n, ay.padded, ax.filter, ax.out, c * rep), self.fill_value,
+                         self.dtype)
+        copies = []
         for kx in range(ax.filter):
             off = kx * ax.dilation - ax.before           # input column of output column 0
             lo = max(0, -(off // ax.stride))
-            hi = min(ax.out, (w - 1 - off) // ax.stride + 1)
+            hi = min(ax.out, (self.w - 1 - off) // ax.stride + 1)
             if hi > lo:
                 dst = buffer[:, ay.before:ay.before + ay.size, kx, lo:hi]
                 first = lo * ax.stride + off
                 cols = slice(first, first + (hi - lo - 1) * ax.stride + 1, ax.stride)
-                self._copies.append((as_shape(dst, (*dst.shape[:-1], c, repeat)),
-                                     (slice(None), slice(None), cols, slice(None), None)))
+                copies.append((as_shape(dst, (*dst.shape[:-1], c, rep)),
+                               (slice(None), slice(None), cols, slice(None), None)))
         s = buffer.strides
-        self._view = as_strided(buffer, self.shape,
-                                (s[0], s[1] * ay.stride, s[1] * ay.dilation, s[2], s[4]),
-                                writeable=False)
-
-    def _strided(self, p: np.ndarray) -> np.ndarray:
-        """The tap view of a padded (or unpadded) input, stride 1 along the width."""
-        if p.strides[-1] != p.itemsize or p.strides[-2] != p.itemsize * p.shape[-1]:
-            p = np.ascontiguousarray(p)       # arena tensors are contiguous: never in practice
-        sy, dy, dx = self._steps
-        s = p.strides
-        return as_strided(p, self.shape, (s[0], s[1] * sy, s[1] * dy, s[2] * dx, s[3]),
+        view = as_strided(buffer, (self.n, ay.out, ay.filter, ax.filter, ax.out * c * rep),
+                          (s[0], s[1] * ay.stride, s[1] * ay.dilation, s[2], s[4]),
                           writeable=False)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if self.pad is not None:
-            return self._views(self.pad(x))
-        for dst, index in self._copies:
-            np.copyto(dst, x[index])
-        return self._view
+        return TapRegion((0, ay.out), (0, ax.out), lambda x: view, copies, buffer.nbytes)
 
 
 def window_view(x: np.ndarray, axes: Sequence[Axis], groups: int = 1) -> np.ndarray:
@@ -191,21 +278,36 @@ def tap_views(x: np.ndarray, axes: Sequence[Axis]) -> list[np.ndarray]:
 
 
 class ViewCache:
-    """Views of a source array, rebuilt only when a different array comes in.
+    """Views of source arrays, rebuilt only when different arrays come in.
 
     The interpreter binds each step to fixed arrays, so views built on the
-    first run are reused by every later one.
+    first run are reused by every later one. ``build`` takes the sources in
+    the order the cache is called with; they are compared by identity (and
+    held, so a cached identity cannot be reused by a new array).
     """
 
-    def __init__(self, build: Callable[[np.ndarray], Any]) -> None:
+    def __init__(self, build: Callable[..., Any]) -> None:
         self._build = build
-        self._source: np.ndarray | None = None
+        self._sources: tuple[Any, ...] = ()
         self._views: Any = None
 
-    def __call__(self, x: np.ndarray) -> Any:
-        if x is not self._source:
-            self._views, self._source = self._build(x), x
+    def __call__(self, *sources: Any) -> Any:
+        if len(sources) != len(self._sources) or any(
+                a is not b for a, b in zip(sources, self._sources)):
+            self._views, self._sources = self._build(*sources), sources
         return self._views
+
+
+#: Work sizes from which splitting one op across threads pays for the hand-off
+#: (a few microseconds): multiply-adds of a convolution, elements of a copy or
+#: of an elementwise pass.
+PARALLEL_MACS = 1 << 18
+PARALLEL_COPY = 1 << 18
+
+
+def split_parts(work: int, threshold: int) -> int:
+    """How many parts to split ``work`` into (1: not worth a thread hand-off)."""
+    return 1 if work < threshold else 8
 
 
 def as_shape(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:

@@ -1,0 +1,96 @@
+"""Oracle tests of the float convolution kernels' alternative fast paths.
+
+The kernels pick a strategy by shape (see kernels/conv.py): a depthwise
+convolution reads its padding-free interior straight from the input on large
+inputs, uses per-pixel rather than flat views for strided layers with many
+channels, and splits large layers across threads. The ordinary tests use
+small shapes, so here each strategy is forced (thresholds patched) on many
+small shapes and options, and also reached naturally on a few larger ones.
+
+Tolerance: as tests/test_conv.py — a k-term float32 dot product summed in
+another order than LiteRT's, rtol 1e-5 and atol 1e-6 * k.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from oracle import assert_close, const, inp, one_op_model, random_inputs, run_edgeplex, \
+    run_litert
+
+from edgeplex.kernels import conv
+
+ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+
+
+def tol(k: int) -> dict[str, float]:
+    """rtol / atol of a k-term float32 dot product (module doc)."""
+    return {"rtol": 1e-5, "atol": 1e-6 * max(k, 1)}
+
+
+def depthwise_model(in_shape: tuple[int, ...], kh: int, kw: int, mult: int,
+                    stride: tuple[int, int], dilation: tuple[int, int], padding: str,
+                    act: str, seed: int = 0) -> bytes:
+    """A DEPTHWISE_CONV_2D model with standard-normal constant weights and bias."""
+    rng = np.random.default_rng(seed)
+    oc = in_shape[3] * mult
+    return one_op_model(
+        "DEPTHWISE_CONV_2D",
+        [inp(in_shape), const(rng.standard_normal((1, kh, kw, oc)).astype(np.float32)),
+         const(rng.standard_normal(oc).astype(np.float32))],
+        {"padding": padding, "stride_h": stride[0], "stride_w": stride[1],
+         "dilation_h_factor": dilation[0], "dilation_w_factor": dilation[1],
+         "fused_activation_function": act, "depth_multiplier": mult})
+
+
+def check_threads(model: bytes, k: int) -> None:
+    """edgeplex with 1 and with 2 threads must match LiteRT's builtin kernel."""
+    inputs = random_inputs(model)
+    want = run_litert(model, inputs)
+    for threads in (1, 2):
+        assert_close(run_edgeplex(model, inputs, num_threads=threads), want,
+                     what=f"{threads} threads", **tol(k))
+
+
+@pytest.fixture(params=["flat", "per-pixel"])
+def layout(request: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Force flat or per-pixel depthwise views, split interiors, 3 parts per layer."""
+    if request.param == "flat":
+        monkeypatch.setattr(conv, "_depthwise_flat", lambda axes, c, nbytes: True)
+    else:
+        monkeypatch.setattr(conv, "_depthwise_flat", lambda axes, c, nbytes: axes[1].out == 1)
+    monkeypatch.setattr(conv, "DEPTHWISE_SPLIT", 0)
+    monkeypatch.setattr(conv, "split_parts", lambda work, threshold: 3)
+    yield request.param
+
+
+# the patches of ``layout`` hold for every example of the test: that is the point
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 2), h=st.integers(1, 11), w=st.integers(1, 11), c=st.integers(1, 4),
+       mult=st.integers(1, 2), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
+       padding=st.sampled_from(["SAME", "VALID"]), act=st.sampled_from(ACTIVATIONS))
+def test_depthwise_forced_paths(layout: str, n: int, h: int, w: int, c: int, mult: int,
+                                kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
+                                padding: str, act: str) -> None:
+    # Every output region (interior, four padded bands, gathered columns) and
+    # row split must reproduce LiteRT on any geometry.
+    if padding == "VALID" and ((kh - 1) * dh >= h or (kw - 1) * dw >= w):
+        kh = kw = 1   # keep the VALID output non-empty
+    model = depthwise_model((n, h, w, c), kh, kw, mult, (sh, sw), (dh, dw), padding, act)
+    check_threads(model, kh * kw)
+
+
+@pytest.mark.parametrize("in_shape, stride, padding", [
+    ((1, 64, 64, 16), (1, 1), "SAME"),      # split interior, flat, threads
+    ((1, 33, 31, 24), (2, 2), "SAME"),      # odd sizes: padding on both sides
+    ((1, 16, 16, 128), (2, 2), "SAME"),     # per-pixel views (many channels, stride 2)
+    ((2, 40, 40, 32), (1, 2), "VALID"),     # gathered columns, batch of 2
+])
+def test_depthwise_natural_paths(in_shape: tuple[int, ...], stride: tuple[int, int],
+                                 padding: str) -> None:
+    model = depthwise_model(in_shape, 3, 3, 1, stride, (1, 1), padding, "RELU6")
+    check_threads(model, 9)
