@@ -4,19 +4,22 @@ numpy releases the GIL inside its loops (ufuncs, einsum, copies, matmul), so a
 large op split into row blocks runs its blocks on several cores at once. The
 interpreter sets the thread budget (its ``num_threads``) around each invoke
 with :func:`thread_budget`; a kernel calls :func:`parallel` with a task
-``task(i, n)`` that does part ``i`` of ``n``. Outside an invoke, on a thread
-already inside a parallel section, or with a budget of 1, the task runs
-whole on the calling thread (``task(0, 1)``), so results never depend on
-whether threads were available: each part must compute its elements exactly
-as the whole would.
+``task(i, n)`` that does part ``i`` of ``n``. The threads take parts one at a
+time until none is left, so a thread that starts late (its core busy with
+another process) just takes fewer: the section never waits much longer than
+the whole work would take on the calling thread alone. Outside an invoke, on
+a thread already inside a parallel section, or with a budget of 1, the task
+runs whole on the calling thread (``task(0, 1)``); each part must compute its
+elements exactly as the whole would.
 
-Workers are plain threads blocked on a lock (a hand-off costs a few
-microseconds), started on first use and shared by every interpreter of the
-process; only one parallel section runs at a time.
+Workers are plain threads blocked on a lock (waking one costs a few to a few
+tens of microseconds), started on first use and shared by every interpreter
+of the process; only one parallel section runs at a time.
 """
 from __future__ import annotations
 
 import _thread
+import itertools
 import os
 import threading
 from typing import Any, Callable, Iterator
@@ -64,24 +67,24 @@ class _Worker:
         self._go.acquire()
         self._done = _thread.allocate_lock()
         self._done.acquire()
-        self._job: tuple[Task, int, int] | None = None
+        self._job: tuple[Task, Iterator[int], int] | None = None
         self._error: BaseException | None = None
         threading.Thread(target=self._loop, name="edgeplex-worker", daemon=True).start()
 
     def _loop(self) -> None:
         while True:
             self._go.acquire()
-            task, i, n = self._job  # type: ignore[misc]
+            task, parts, n = self._job  # type: ignore[misc]
             try:
-                task(i, n)
+                _drain(task, parts, n)
             except BaseException as e:  # handed to the caller by join()
                 self._error = e
             self._job = None
             self._done.release()
 
-    def start(self, task: Task, i: int, n: int) -> None:
-        """Run ``task(i, n)`` on this worker."""
-        self._job = (task, i, n)
+    def start(self, task: Task, parts: Iterator[int], n: int) -> None:
+        """Run ``task(i, n)`` for each ``i`` this worker takes from ``parts``."""
+        self._job = (task, parts, n)
         self._go.release()
 
     def join(self) -> BaseException | None:
@@ -95,25 +98,35 @@ _workers: list[_Worker] = []
 _section = _thread.allocate_lock()
 
 
+def _drain(task: Task, parts: Iterator[int], n: int) -> None:
+    for i in parts:
+        if i >= n:
+            return
+        task(i, n)
+
+
 def parallel(task: Task, parts: int) -> None:
-    """Run ``task(i, n)`` for every ``i < n`` on ``n`` threads, the caller included,
-    where ``n`` is ``parts`` capped by the current budget (``task(0, 1)`` when 1)."""
-    n = min(parts, _budget.threads)
-    if n <= 1 or not _section.acquire(False):
+    """Run ``task(i, parts)`` for every ``i < parts`` on up to budget threads, the
+    caller included; with a budget of 1 (or ``parts`` 1) just ``task(0, 1)``."""
+    threads = min(parts, _budget.threads)
+    if threads <= 1 or not _section.acquire(False):
         task(0, 1)
         return
     budget, _budget.threads = _budget.threads, 1      # nested sections run serially
     try:
-        while len(_workers) < n - 1:
+        while len(_workers) < threads - 1:
             _workers.append(_Worker())
-        for i in range(1, n):
-            _workers[i - 1].start(task, i, n)
+        queue = itertools.count()      # next() is atomic under the GIL
+        for w in _workers[:threads - 1]:
+            w.start(task, queue, parts)
         error: BaseException | None = None
         try:
-            task(0, n)
+            _drain(task, queue, parts)
         except BaseException as e:
             error = e
-        for w in _workers[:n - 1]:
+            for _ in range(parts):     # let the workers stop early
+                next(queue)
+        for w in _workers[:threads - 1]:
             error = w.join() or error
         if error is not None:
             raise error

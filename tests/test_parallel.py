@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -25,14 +26,18 @@ def test_outside_a_budget_the_task_runs_whole_on_the_caller() -> None:
     assert seen == [(0, 1, threading.current_thread().name)]
 
 
-def test_parts_are_capped_by_the_budget_and_run_on_workers() -> None:
+def test_every_part_runs_once_on_at_most_budget_threads() -> None:
     seen, task = record()
+
+    def slow(i: int, n: int) -> None:
+        time.sleep(0.005)         # releases the GIL: the worker surely takes parts
+        task(i, n)
     with parallel.thread_budget(2):
-        parallel.parallel(task, 8)
-    assert sorted((i, n) for i, n, _ in seen) == [(0, 2), (1, 2)]
-    names = {i: name for i, _, name in seen}
-    assert names[0] == threading.current_thread().name
-    assert names[1] == "edgeplex-worker"
+        parallel.parallel(slow, 8)
+    assert sorted(i for i, _, _ in seen) == list(range(8))
+    assert {n for _, n, _ in seen} == {8}
+    assert {name for _, _, name in seen} == {threading.current_thread().name,
+                                             "edgeplex-worker"}
 
 
 def test_budget_is_restored_and_per_thread() -> None:
