@@ -16,17 +16,19 @@ UnsupportedOpError (a hybrid kernel registers with ``when=``).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
-from edgeplex.core.parallel import parallel, span
+from edgeplex.core.parallel import span
 
 from .common import broadcast_shape
 from .registry import FLOAT_TYPES, register
-from .windows import (PARALLEL_MACS, Axis, PaddedInput, TapRegions, ViewCache, as_shape, clamp_activation,
+from .windows import (PARALLEL_GEMM, PARALLEL_MACS, Axis, BoundRun, Call, Calls, Clamp,
+                      PaddedInput, TapRegions, ViewCache, as_shape, c_einsum, clamp_activation,
                       split_parts, window_axes, window_view)
 
 F32 = np.float32
@@ -87,17 +89,14 @@ def operand(spec: TensorSpec | None, index: int, relayout: Callable[[np.ndarray]
     return lambda ins: relayout(ins[index])
 
 
-def add_bias(out2d: np.ndarray, bias: np.ndarray | None) -> None:
-    """Add a per-channel bias to a (rows, channels) array in place."""
+def finish_calls(out: np.ndarray, bias: np.ndarray | None, act: Clamp | None) -> list[Call]:
+    """Bias add and fused activation of ``out``, in place, as bound calls."""
+    calls: list[Call] = []
     if bias is not None:
-        np.add(out2d, bias, out=out2d)
-
-
-def finish(out: np.ndarray, bias: np.ndarray | None, act: InPlace) -> None:
-    """Bias add and fused activation, in place."""
-    add_bias(out, bias)
+        calls.append(partial(np.add, out, bias, out))
     if act is not None:
-        act(out)
+        calls.append(act.bind(out))
+    return calls
 
 
 # -- GEMM convolution (CONV_2D, CONV_3D) ----------------------------------------------
@@ -107,40 +106,59 @@ class Im2col:
     ``M`` is the number of output positions, ``K`` the taps times the channels
     of one group. 1x1 stride-1 filters use the input itself (a view);
     otherwise the padded input's strided window view is copied into a buffer
-    allocated once.
+    allocated once, one block of output *lines* (a batch item's output row:
+    ``line_rows`` matrix rows) at a time, so the GEMM of a block can follow
+    its copy while it is still in cache.
     """
 
     def __init__(self, in_shape: Sequence[int], axes: Sequence[Axis], groups: int) -> None:
         n, c = in_shape[0], in_shape[-1]
-        cg = c // groups
-        self.rows = n * int(np.prod([a.out for a in axes], dtype=np.int64))
-        self.depth = int(np.prod([a.filter for a in axes], dtype=np.int64)) * cg
+        self.groups, self.cg = groups, c // groups
+        self.first = axes[0].out
+        self.lines = n * self.first
+        self.line_rows = int(np.prod([a.out for a in axes[1:]], dtype=np.int64))
+        self.rows = self.lines * self.line_rows
+        self.depth = int(np.prod([a.filter for a in axes], dtype=np.int64)) * self.cg
         self.direct = all(a.filter == 1 and a.stride == 1 for a in axes)
         self.scratch_bytes = 0
         if self.direct:
-            self._call = ViewCache(
-                lambda x: as_shape(x, (self.rows, groups, cg)).transpose(1, 0, 2))
             return
-        pad = PaddedInput(in_shape, axes, F32)
-        cols = np.empty((groups, n, *(a.out for a in axes), *(a.filter for a in axes), cg), F32)
-        matrix = cols.reshape(groups, self.rows, self.depth)
-        dst = np.moveaxis(cols, 0, -2)
-        views = ViewCache(lambda p: window_view(p, axes, groups))
-        self.scratch_bytes = pad.nbytes + cols.nbytes
+        self._pad = PaddedInput(in_shape, axes, F32)
+        cols = np.empty((groups, n, *(a.out for a in axes), *(a.filter for a in axes),
+                         self.cg), F32)
+        self._matrix = cols.reshape(groups, self.rows, self.depth)
+        self._dst = np.moveaxis(cols, 0, -2)
+        self._axes = axes
+        self.scratch_bytes = self._pad.nbytes + cols.nbytes
 
-        def call(x: np.ndarray) -> np.ndarray:
-            np.copyto(dst, views(pad(x)))
-            return matrix
-        self._call = call
+    def bind(self, x: np.ndarray) -> tuple[np.ndarray, list[Call]]:
+        """The patch matrix of input ``x`` and the calls that pad ``x`` each run."""
+        if self.direct:
+            return as_shape(x, (self.rows, self.groups, self.cg)).transpose(1, 0, 2), []
+        if self._pad.buffer is None:
+            return self._matrix, []
+        return self._matrix, [partial(np.copyto, self._pad.interior, x[..., None])]
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self._call(x)
+    def fill_calls(self, x: np.ndarray, lines: slice) -> list[Call]:
+        """Calls copying the patches of output ``lines`` of ``x`` (after the padding)."""
+        if self.direct or lines.stop <= lines.start:
+            return []
+        src = window_view(x if self._pad.buffer is None else self._pad.buffer, self._axes,
+                          self.groups)
+        calls: list[Call] = []
+        for b in range(lines.start // self.first, (lines.stop - 1) // self.first + 1):
+            y0 = max(lines.start - b * self.first, 0)
+            y1 = min(lines.stop - b * self.first, self.first)
+            calls.append(partial(np.copyto, self._dst[b, y0:y1], src[b, y0:y1]))
+        return calls
 
 
 def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
               weights: Callable[[Sequence[Any]], np.ndarray], out_channels: int,
               bias: TensorSpec | None) -> Prepared:
-    """Prepared convolution: im2col, one (grouped) matmul into the output, bias, clamp.
+    """Prepared convolution: im2col, one (grouped) matmul into the output, bias, clamp;
+    large ones in blocks of output lines (or of output channels, when output
+    positions are fewer) shared out to the thread budget.
 
     ``weights(ins)`` returns the filter as a ``(groups, K, out_channels / groups)`` matrix.
     """
@@ -149,17 +167,33 @@ def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
     im2col = Im2col(x.shape, axes, groups)
     ocg = out_channels // groups
     get_bias = operand(bias, 2, lambda b: b.reshape(-1))
-    out_view = ViewCache(lambda o: as_shape(o, (im2col.rows, groups, ocg)).transpose(1, 0, 2))
-    if groups == 1:
-        def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-            out = out_view(outs[0])[0]
-            np.matmul(im2col(ins[0])[0], weights(ins)[0], out=out)
-            finish(out, get_bias(ins), act)
-    else:
-        def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-            np.matmul(im2col(ins[0]), weights(ins), out=out_view(outs[0]))
-            finish(as_shape(outs[0], (im2col.rows, out_channels)), get_bias(ins), act)
-    return ctx.done(run, out_shape, scratch_bytes=im2col.scratch_bytes)
+    parts = split_parts(im2col.rows * im2col.depth * out_channels, PARALLEL_GEMM)
+    by_columns = groups == 1 and im2col.rows < out_channels
+    parts = min(parts, max(out_channels // 64, 1) if by_columns else max(im2col.lines, 1))
+    size = im2col.line_rows
+
+    def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
+        x, w, b = ins[0], weights(ins), get_bias(ins)
+        rows = as_shape(outs[0], (im2col.rows, out_channels))
+        out = as_shape(outs[0], (im2col.rows, groups, ocg)).transpose(1, 0, 2)
+        matrix, first = im2col.bind(x)
+
+        def lines(block: slice) -> list[Call]:
+            r = slice(block.start * size, block.stop * size)
+            product = (partial(np.matmul, matrix[0, r], w[0], out[0, r]) if groups == 1
+                       else partial(np.matmul, matrix[:, r], w, out[:, r]))
+            return [*im2col.fill_calls(x, block), product, *finish_calls(rows[r], b, act)]
+
+        def columns(c: slice) -> list[Call]:
+            return [partial(np.matmul, matrix[0], w[0][:, c], out[0][:, c]),
+                    *finish_calls(rows[:, c], None if b is None else b[c], act)]
+        if by_columns:
+            first += im2col.fill_calls(x, slice(0, im2col.lines))
+            return Calls(first, columns(slice(None)),
+                         [columns(span(out_channels, i, parts)) for i in range(parts)])
+        return Calls(first, lines(slice(0, im2col.lines)),
+                     [lines(span(im2col.lines, i, parts)) for i in range(parts)])
+    return ctx.done(BoundRun(bind), out_shape, scratch_bytes=im2col.scratch_bytes)
 
 
 @register("CONV_2D", versions=(1, 8), types=FLOAT_TYPES)
@@ -237,9 +271,9 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     width = axes[1].out if flat else 1
     weights = tiled(w, 1, (kh, kw, width, oc), lambda f: f.reshape(kh, kw, 1, oc))
     bias = tiled(optional_bias(ctx, 2, oc), 2, (axes[1].out, oc), lambda b: b.reshape(1, oc))
-    run = _depthwise_run(regions, out_shape, weights, bias, clamp_activation(ctx),
-                         split_parts(work, PARALLEL_MACS))
-    return ctx.done(run, out_shape, scratch_bytes=regions.nbytes)
+    bind = _depthwise_bind(regions, out_shape, weights, bias, clamp_activation(ctx),
+                           split_parts(work, PARALLEL_MACS))
+    return ctx.done(BoundRun(bind), out_shape, scratch_bytes=regions.nbytes)
 
 
 #: Input elements from which a depthwise convolution reads its padding-free
@@ -264,26 +298,24 @@ def _depthwise_flat(axes: Sequence[Axis], channels: int, in_bytes: int) -> bool:
 
 
 def tiled(spec: TensorSpec | None, index: int, shape: tuple[int, ...],
-          view: Callable[[np.ndarray], np.ndarray]) -> Callable[[Sequence[Any]], Any]:
-    """A getter for input ``index`` broadcast to ``shape`` (constants once, at prepare;
-    other tensors into one reused buffer on each run)."""
+          view: Callable[[np.ndarray], np.ndarray]
+          ) -> Callable[[Sequence[Any]], tuple[np.ndarray | None, list[Call]]]:
+    """A binder for input ``index`` broadcast to ``shape``: (array, calls refreshing
+    it each run). Constants are broadcast once, at prepare; other inputs are
+    copied into one buffer by the calls."""
     if spec is None:
-        return lambda ins: None
+        return lambda ins: (None, [])
     if spec.is_constant:
         fixed = np.ascontiguousarray(np.broadcast_to(view(spec.data), shape))
-        return lambda ins: fixed
+        return lambda ins: (fixed, [])
     buf = np.empty(shape, F32)
-
-    def get(ins: Sequence[Any]) -> np.ndarray:
-        np.copyto(buf, view(ins[index]))
-        return buf
-    return get
+    return lambda ins: (buf, [partial(np.copyto, buf, view(ins[index]))])
 
 
-def _depthwise_run(regions: TapRegions, out_shape: tuple[int, ...],
-                   weights: Callable[[Sequence[Any]], np.ndarray],
-                   bias: Callable[[Sequence[Any]], np.ndarray | None], act: InPlace,
-                   parts: int) -> Callable[..., None]:
+def _depthwise_bind(regions: TapRegions, out_shape: tuple[int, ...],
+                    weights: Callable[[Sequence[Any]], tuple[Any, list[Call]]],
+                    bias: Callable[[Sequence[Any]], tuple[Any, list[Call]]],
+                    act: Clamp | None, parts: int) -> Callable[..., Calls]:
     """out = bias + sum over taps of (tap view * tap weights): one einsum per region.
 
     Flat regions multiply-accumulate whole output rows (the weights are tiled
@@ -293,41 +325,36 @@ def _depthwise_run(regions: TapRegions, out_shape: tuple[int, ...],
     """
     n, ho, wo, oc = out_shape
     kh, kw = regions.ay.filter, regions.ax.filter
-    flat = regions.flat
-    spec = "nhijx,ijx->nhx" if flat else "nhwijc,ijc->nhwc"
+    spec = "nhijx,ijx->nhx" if regions.flat else "nhwijc,ijc->nhwc"
 
-    def targets(x: np.ndarray, out: np.ndarray, w: np.ndarray
-                ) -> tuple[list[tuple[Any, ...]], np.ndarray]:
-        """Per region (first row, tap view, output view, weights); the output rows."""
-        w = as_shape(w, (kh, kw, -1) if flat else (kh, kw, oc))
-        found = []
+    def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
+        x, out = ins[0], outs[0]
+        (w, w_calls), (b, b_calls) = weights(ins), bias(ins)
+        w = as_shape(w, (kh, kw, -1) if regions.flat else (kh, kw, oc))
+        b = None if b is None else as_shape(b, (wo * oc,))
+        jobs = []
         for r in regions.regions:
             (r0, r1), (c0, c1) = r.rows, r.cols
             o = out[:, r0:r1, c0:c1]
-            o = as_shape(o, (n, r1 - r0, (c1 - c0) * oc)) if flat else o
-            found.append((r0, r.view(x), o, w[..., :(c1 - c0) * oc] if flat else w))
-        return found, as_shape(out, (n, ho, wo * oc))
-    views = ViewCache(targets)
+            if regions.flat:
+                o, ww = as_shape(o, (n, r1 - r0, (c1 - c0) * oc)), w[..., :(c1 - c0) * oc]
+            else:
+                ww = w
+            jobs.append((r0, r.view(x), o, ww))
+        rows = as_shape(out, (n, ho, wo * oc))
 
-    def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-        x = ins[0]
-        regions.fill(x)
-        jobs, rows = views(x, outs[0], weights(ins))
-        b = bias(ins)
-
-        def part(i: int, k: int) -> None:
-            lo, hi = ho * i // k, ho * (i + 1) // k
+        def block(part: slice) -> list[Call]:
+            calls: list[Call] = []
             for r0, src, dst, ww in jobs:
-                a, z = max(lo - r0, 0), min(hi - r0, dst.shape[1])
+                a, z = max(part.start - r0, 0), min(part.stop - r0, dst.shape[1])
                 if z > a:
-                    np.einsum(spec, src[:, a:z], ww, out=dst[:, a:z])
-            block = rows[:, lo:hi]
-            if b is not None:
-                np.add(block, as_shape(b, (wo * oc,)), out=block)
-            if act is not None:
-                act(block)
-        parallel(part, parts)
-    return run
+                    calls.append(partial(c_einsum, spec, src[:, a:z], ww, out=dst[:, a:z]))
+            return calls + finish_calls(rows[:, part], b, act)
+        first = [partial(np.copyto, dst, x[index]) for r in regions.regions
+                 for dst, index in r.copies] + w_calls + b_calls
+        return Calls(first, block(slice(0, ho)), [block(span(ho, i, parts)) for i in range(parts)]
+                     if parts > 1 else [])
+    return bind
 
 
 # -- TRANSPOSE_CONV --------------------------------------------------------------------
@@ -481,12 +508,24 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
     weights = operand(w, 1, lambda f: f.T)
     bias = operand(optional_bias(ctx, 2, units), 2, lambda b: b.reshape(-1))
     act = clamp_activation(ctx)
+    parts = split_parts(rows * depth * units, PARALLEL_GEMM)
+    by_rows = rows >= units
+    parts = min(parts, max(rows // 64, 1) if by_rows else max(units // 64, 1))
 
-    def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-        out = as_shape(outs[0], (rows, units))
-        np.matmul(as_shape(ins[0], (rows, depth)), weights(ins), out=out)
-        finish(out, bias(ins), act)
-    return ctx.done(run, out_shape)
+    def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
+        x, out = as_shape(ins[0], (rows, depth)), as_shape(outs[0], (rows, units))
+        w, b = weights(ins), bias(ins)
+
+        def block(part: slice) -> list[Call]:
+            if by_rows:
+                return [partial(np.matmul, x[part], w, out[part]),
+                        *finish_calls(out[part], b, act)]
+            return [partial(np.matmul, x, w[:, part], out[:, part]),
+                    *finish_calls(out[:, part], None if b is None else b[part], act)]
+        total = rows if by_rows else units
+        return Calls([], block(slice(0, total)),
+                     [block(span(total, i, parts)) for i in range(parts)] if parts > 1 else [])
+    return ctx.done(BoundRun(bind), out_shape)
 
 
 @register("BATCH_MATMUL", versions=(1, 4), types=FLOAT_TYPES)
@@ -514,6 +553,6 @@ def prepare_batch_matmul(ctx: OpContext) -> Prepared:
     lhs = operand(a, 0, lambda t: adjoint(t, adj_x))
     rhs = operand(b, 1, lambda t: adjoint(t, adj_y))
 
-    def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-        np.matmul(lhs(ins), rhs(ins), out=outs[0])
-    return ctx.done(run, out_shape)
+    def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
+        return Calls([], [partial(np.matmul, lhs(ins), rhs(ins), outs[0])])
+    return ctx.done(BoundRun(bind), out_shape)

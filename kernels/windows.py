@@ -14,16 +14,30 @@ dilation, output size and padding, as TFLite computes them. On top of that:
   involved; a *flat* view ``(N, rows, kh, kw, cols * C)`` has a contiguous
   last axis (what a per-tap multiply-accumulate wants: long inner loops).
 * :class:`ViewCache` — rebuilds such views only when the source array changes.
+* :class:`BoundRun` — a run function whose numpy calls are bound to the
+  step's arrays once (``functools.partial``), so a run is a loop over ready
+  calls: about a microsecond per numpy call instead of several of Python glue;
+  large ops also carry per-part call lists that threads share out.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from edgeplex.core.kernel_api import OpContext
+from edgeplex.core.parallel import parallel
+
+try:  # the ufuncs behind np.clip / np.einsum, without their Python wrappers (~1-2 us)
+    from numpy._core.multiarray import c_einsum
+    from numpy._core.umath import clip as clip_ufunc
+except ImportError:  # pragma: no cover - numpy < 2
+    from numpy.core.multiarray import c_einsum
+    from numpy.core.umath import clip as clip_ufunc
 
 from .common import window_padding
 
@@ -278,36 +292,84 @@ def tap_views(x: np.ndarray, axes: Sequence[Axis]) -> list[np.ndarray]:
 
 
 class ViewCache:
-    """Views of source arrays, rebuilt only when different arrays come in.
+    """Views of a source array, rebuilt only when a different array comes in.
 
     The interpreter binds each step to fixed arrays, so views built on the
-    first run are reused by every later one. ``build`` takes the sources in
-    the order the cache is called with; they are compared by identity (and
-    held, so a cached identity cannot be reused by a new array).
+    first run are reused by every later one.
     """
 
-    def __init__(self, build: Callable[..., Any]) -> None:
+    def __init__(self, build: Callable[[np.ndarray], Any]) -> None:
         self._build = build
-        self._sources: tuple[Any, ...] = ()
+        self._source: np.ndarray | None = None
         self._views: Any = None
 
-    def __call__(self, *sources: Any) -> Any:
-        if len(sources) != len(self._sources) or any(
-                a is not b for a, b in zip(sources, self._sources)):
-            self._views, self._sources = self._build(*sources), sources
+    def __call__(self, x: np.ndarray) -> Any:
+        if x is not self._source:
+            self._views, self._source = self._build(x), x
         return self._views
 
 
-#: Work sizes from which splitting one op across threads pays for the hand-off
-#: (a few microseconds): multiply-adds of a convolution, elements of a copy or
-#: of an elementwise pass.
-PARALLEL_MACS = 1 << 18
-PARALLEL_COPY = 1 << 18
+Call = Callable[[], Any]
+
+
+@dataclass
+class Calls:
+    """One op's numpy calls, bound to its arrays: ``first`` (copies every run
+    needs before the rest), then either ``whole`` or every list of ``parts``."""
+
+    first: list[Call] = field(default_factory=list)
+    whole: list[Call] = field(default_factory=list)
+    parts: list[list[Call]] = field(default_factory=list)
+
+
+class BoundRun:
+    """A run function built from ``bind(ins, outs) -> Calls``, bound once.
+
+    The interpreter hands a step the same arrays on every run, so the calls
+    are built on the first run and only rebuilt when an array changes (a
+    dynamic shape, constant folding). With two or more ``parts`` the parts
+    are shared out to the thread budget (:func:`edgeplex.core.parallel.parallel`),
+    else ``whole`` runs on the caller.
+    """
+
+    def __init__(self, bind: Callable[[Sequence[Any], Sequence[Any]], Calls]) -> None:
+        self._bind = bind
+        self._arrays: list[Any] = []
+        self._calls = Calls()
+
+    def __call__(self, ins: Sequence[Any], outs: Sequence[Any]) -> None:
+        arrays = self._arrays
+        if len(arrays) != len(ins) + len(outs) or not all(
+                map(operator.is_, arrays, [*ins, *outs])):
+            self._calls = self._bind(ins, outs)
+            self._arrays = [*ins, *outs]
+        calls = self._calls
+        for call in calls.first:
+            call()
+        if len(calls.parts) > 1:
+            parallel(self._part, len(calls.parts))
+        else:
+            for call in calls.whole:
+                call()
+
+    def _part(self, i: int, n: int) -> None:
+        for call in (self._calls.whole if n == 1 else self._calls.parts[i]):
+            call()
+
+
+#: Work sizes from which splitting one op across threads pays for waking a
+#: worker (tens of microseconds at worst) and moving its results between the
+#: cores' caches: multiply-adds of numpy loops (einsum, ~7 per ns) and of BLAS
+#: matrix products (~30 per ns per core); measured on this project's models.
+PARALLEL_MACS = 1 << 20
+PARALLEL_GEMM = 1 << 22
 
 
 def split_parts(work: int, threshold: int) -> int:
-    """How many parts to split ``work`` into (1: not worth a thread hand-off)."""
-    return 1 if work < threshold else 8
+    """How many parts to split ``work`` into: 1 below ``threshold`` (not worth a
+    thread hand-off), else up to 8 of at least half the threshold each (threads
+    take parts one at a time, so a late thread takes fewer)."""
+    return 1 if work < threshold else min(8, 2 * work // threshold)
 
 
 def as_shape(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -321,7 +383,26 @@ _CLAMPS: dict[str, tuple[float | None, float | None]] = {
     "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
 
 
-def clamp_activation(ctx: OpContext) -> Callable[[np.ndarray], Any] | None:
+class Clamp:
+    """An in-place clamp to ``[lo, hi]`` (``hi`` None: ``max(a, lo)``), float32 bounds."""
+
+    def __init__(self, lo: float, hi: float | None) -> None:
+        self.lo = np.float32(lo)
+        self.hi = None if hi is None else np.float32(hi)
+
+    def __call__(self, a: np.ndarray) -> Any:
+        if self.hi is None:
+            return np.maximum(a, self.lo, out=a)
+        return clip_ufunc(a, self.lo, self.hi, a)
+
+    def bind(self, a: np.ndarray) -> Call:
+        """The clamp of ``a`` as a ready call."""
+        if self.hi is None:
+            return partial(np.maximum, a, self.lo, out=a)
+        return partial(clip_ufunc, a, self.lo, self.hi, a)
+
+
+def clamp_activation(ctx: OpContext) -> Clamp | None:
     """In-place fused activation of a conv / pool / fully-connected op, or None.
 
     LiteRT's builtin float kernels of these ops only clamp (CONV_2D, pooling
@@ -334,7 +415,4 @@ def clamp_activation(ctx: OpContext) -> Callable[[np.ndarray], Any] | None:
     if act not in _CLAMPS:
         ctx.fail(f"fused activation {act!r} is not supported (LiteRT's builtin kernel "
                  "supports NONE, RELU, RELU6 and RELU_N1_TO_1 only)")
-    lo, hi = _CLAMPS[act]
-    if hi is None:
-        return lambda a: np.maximum(a, lo, out=a)
-    return lambda a: np.clip(a, lo, hi, out=a)
+    return Clamp(*_CLAMPS[act])

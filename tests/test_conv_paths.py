@@ -94,3 +94,77 @@ def test_depthwise_natural_paths(in_shape: tuple[int, ...], stride: tuple[int, i
                                  padding: str) -> None:
     model = depthwise_model(in_shape, 3, 3, 1, stride, (1, 1), padding, "RELU6")
     check_threads(model, 9)
+
+
+@pytest.fixture
+def three_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Split every convolution into 3 blocks of output lines."""
+    monkeypatch.setattr(conv, "split_parts", lambda work, threshold: 3)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
+       cg=st.integers(1, 3), groups=st.integers(1, 2), oc_per_group=st.integers(1, 3),
+       kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 2), sw=st.integers(1, 2),
+       dh=st.integers(1, 2), padding=st.sampled_from(["SAME", "VALID"]),
+       act=st.sampled_from(ACTIVATIONS))
+def test_conv_2d_in_line_blocks(three_parts: None, n: int, h: int, w: int, cg: int,
+                                groups: int, oc_per_group: int, kh: int, kw: int, sh: int,
+                                sw: int, dh: int, padding: str, act: str) -> None:
+    # Blocks of output lines (crossing batch items) each copy their patches and
+    # multiply them; together they must equal LiteRT's whole convolution.
+    if padding == "VALID" and ((kh - 1) * dh >= h or kw > w):
+        kh = kw = 1
+    rng = np.random.default_rng(3)
+    oc = groups * oc_per_group
+    model = one_op_model(
+        "CONV_2D", [inp((n, h, w, cg * groups)),
+                    const(rng.standard_normal((oc, kh, kw, cg)).astype(np.float32)),
+                    const(rng.standard_normal(oc).astype(np.float32))],
+        {"padding": padding, "stride_h": sh, "stride_w": sw, "dilation_h_factor": dh,
+         "dilation_w_factor": 1, "fused_activation_function": act})
+    check_threads(model, kh * kw * cg)
+
+
+@pytest.mark.parametrize("in_shape, kernel, padding", [
+    ((1, 3, 3, 8), 3, "VALID"),      # one output position
+    ((2, 4, 4, 5), 3, "SAME"),       # 32 positions over 2 batch items, 200 channels
+])
+def test_conv_2d_in_channel_blocks(three_parts: None, in_shape: tuple[int, ...], kernel: int,
+                                   padding: str) -> None:
+    # Fewer output positions than channels: blocks of output channels instead.
+    rng = np.random.default_rng(6)
+    c = in_shape[3]
+    model = one_op_model(
+        "CONV_2D", [inp(in_shape),
+                    const(rng.standard_normal((200, kernel, kernel, c)).astype(np.float32)),
+                    const(rng.standard_normal(200).astype(np.float32))],
+        {"padding": padding, "stride_h": 1, "stride_w": 1, "dilation_h_factor": 1,
+         "dilation_w_factor": 1, "fused_activation_function": "RELU_N1_TO_1"})
+    check_threads(model, kernel * kernel * c)
+
+
+def test_conv_3d_in_line_blocks(three_parts: None) -> None:
+    rng = np.random.default_rng(4)
+    model = one_op_model(
+        "CONV_3D", [inp((2, 4, 5, 6, 3)),
+                    const(rng.standard_normal((2, 3, 2, 3, 4)).astype(np.float32))],
+        {"padding": "SAME", "stride_d": 1, "stride_h": 2, "stride_w": 1,
+         "dilation_d_factor": 1, "dilation_h_factor": 1, "dilation_w_factor": 1,
+         "fused_activation_function": "RELU"})
+    check_threads(model, 2 * 3 * 2 * 3)
+
+
+@pytest.mark.parametrize("in_shape, filter_shape, stride", [
+    ((1, 64, 64, 16), (32, 1, 1, 16), 1),    # direct 1x1 GEMM, blocks across threads
+    ((1, 48, 48, 3), (16, 3, 3, 3), 2),      # im2col blocks
+])
+def test_conv_2d_natural_blocks(in_shape: tuple[int, ...], filter_shape: tuple[int, ...],
+                                stride: int) -> None:
+    rng = np.random.default_rng(5)
+    model = one_op_model(
+        "CONV_2D", [inp(in_shape), const(rng.standard_normal(filter_shape).astype(np.float32)),
+                    const(rng.standard_normal(filter_shape[0]).astype(np.float32))],
+        {"padding": "SAME", "stride_h": stride, "stride_w": stride, "dilation_h_factor": 1,
+         "dilation_w_factor": 1, "fused_activation_function": "RELU6"})
+    check_threads(model, int(np.prod(filter_shape[1:])))
