@@ -1,0 +1,94 @@
+"""Plan-level fusion: fold a standalone clamp activation into the op before it.
+
+``CONV_2D -> RELU`` computes the same float values as one ``CONV_2D`` with
+``fused_activation_function=RELU`` writing straight into the RELU's output:
+LiteRT's float kernels apply fused activations as a clamp, and RELU, RELU6
+and RELU_N1_TO_1 are exactly those clamps (for ADD/SUB/MUL/DIV, whose
+activation-free form already clamps to +-FLT_MAX, the combined clamp is the
+same too). The rewrite saves one op, one pass over the tensor and the
+intermediate tensor's memory. It applies when the producer is a CPU kernel
+step with no fused activation yet, every tensor involved is FLOAT32, and the
+intermediate tensor is read by nothing else and is not a subgraph output; it
+is skipped when all tensors must stay readable (``preserve_all_tensors``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+from .errors import EdgeplexError
+from .ir import Operator, Subgraph
+from .kernel_api import Prepared
+from .schema import Options
+
+#: Standalone activations that are a fused-activation clamp.
+CLAMP_OPS = frozenset({"RELU", "RELU6", "RELU_N1_TO_1"})
+
+#: Ops whose float kernels apply ``fused_activation_function`` as that clamp.
+FUSING_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
+                        "DIV", "MAX_POOL_2D", "AVERAGE_POOL_2D"})
+
+
+def fusable_pairs(sg: Subgraph, steps: Sequence[Any], outputs_kept: set[int]
+                  ) -> list[tuple[int, int]]:
+    """(producer step, activation step) positions in ``steps`` that can be fused."""
+    readers: dict[int, int] = {}
+    for step in steps:
+        for t in step.reads:
+            if t >= 0:
+                readers[t] = readers.get(t, 0) + 1
+    kernel_steps = {i for i, step in enumerate(steps)
+                    if getattr(step, "prepared", None) is not None and not step.dynamic
+                    and step.op is not None}
+    writer: dict[int, int] = {}
+    for i, step in enumerate(steps):
+        for t in step.writes:
+            writer[t] = i
+    pairs = []
+    for j, step in enumerate(steps):
+        op = step.op
+        if op is None or op.op not in CLAMP_OPS or j not in kernel_steps:
+            continue
+        t = op.inputs[0]
+        i = writer.get(t)
+        if i is None or i not in kernel_steps or readers.get(t) != 1 or t in outputs_kept:
+            continue
+        a = steps[i].op
+        tensors = [sg.tensors[x] for x in (*a.inputs, *a.outputs, *op.outputs) if x >= 0]
+        if (a.op in FUSING_OPS and len(a.outputs) == 1 and a.outputs[0] == t
+                and getattr(a.options, "fused_activation_function", None) == "NONE"
+                and all(x.type_name == "FLOAT32" for x in tensors)):
+            pairs.append((i, j))
+    return pairs
+
+
+def fused_operator(producer: Operator, activation: Operator) -> Operator:
+    """``producer`` with the activation's clamp fused in, writing the activation's output."""
+    values = dict(producer.options._values)
+    values["fused_activation_function"] = activation.op
+    return dataclasses.replace(producer, outputs=activation.outputs,
+                               options=Options(producer.options.type_name, values))
+
+
+def fuse_activations(sg: Subgraph, steps: list[Any], outputs_kept: set[int],
+                     prepare: Callable[[Operator], Prepared | None],
+                     make_step: Callable[[Operator, Prepared], Any]) -> list[Any]:
+    """``steps`` with every fusable (producer, activation) pair replaced by one step.
+
+    ``prepare(op)`` prepares the fused operator (None or an EdgeplexError: the
+    pair stays as it was); ``make_step`` wraps it as a plan step.
+    """
+    replaced: dict[int, Any] = {}
+    dropped: set[int] = set()
+    for i, j in fusable_pairs(sg, steps, outputs_kept):
+        op = fused_operator(steps[i].op, steps[j].op)
+        try:
+            prepared = prepare(op)
+        except EdgeplexError:
+            continue
+        if prepared is None or list(prepared.output_shapes) != list(
+                steps[j].prepared.output_shapes):
+            continue
+        replaced[i] = make_step(op, prepared)
+        dropped.add(j)
+    return [replaced.get(i, s) for i, s in enumerate(steps) if i not in dropped]

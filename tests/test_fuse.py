@@ -1,0 +1,169 @@
+"""core.fuse: a standalone RELU / RELU6 / RELU_N1_TO_1 folded into the float op
+before it, checked against LiteRT (which runs the ops unfused) and by the
+plan's steps.
+
+Tolerances: the fused op computes exactly what the pair computes in
+edgeplex (the same clamp, applied by the producer), so each test uses the
+producer's own tolerance against LiteRT: conv-style sums rtol 1e-5 / atol
+1e-6 * k (tests/test_conv.py), elementwise ops and pooling 1e-6.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from oracle import assert_close, random_inputs, run_litert
+
+import edgeplex
+from edgeplex import ModelBuilder, Quantization
+
+CLAMPS = ["RELU", "RELU6", "RELU_N1_TO_1"]
+CONV = {"padding": "SAME", "stride_h": 1, "stride_w": 1, "dilation_h_factor": 1,
+        "dilation_w_factor": 1, "fused_activation_function": "NONE"}
+POOL = {"padding": "VALID", "stride_h": 2, "stride_w": 2, "filter_height": 2,
+        "filter_width": 2, "fused_activation_function": "NONE"}
+
+
+def weights(*shape: int) -> np.ndarray:
+    """Standard-normal float32 constants."""
+    return np.random.default_rng(7).standard_normal(shape).astype(np.float32)
+
+
+def producer(g: Any, op: str, x: Any) -> Any:
+    """``op`` applied to the (1, 6, 6, 4) float input ``x`` with no fused activation."""
+    if op == "CONV_2D":
+        return g.op(op, [x, g.constant("w", weights(3, 3, 3, 4)), g.constant("b", weights(3))],
+                    CONV)
+    if op == "DEPTHWISE_CONV_2D":
+        return g.op(op, [x, g.constant("w", weights(1, 3, 3, 4)), g.constant("b", weights(4))],
+                    {**CONV, "depth_multiplier": 1})
+    if op == "FULLY_CONNECTED":
+        flat = g.op("RESHAPE", [x, g.constant("s", np.array([6, 24], np.int32))],
+                    {"new_shape": [6, 24]})
+        return g.op(op, [flat, g.constant("w", weights(5, 24)), g.constant("b", weights(5))],
+                    {"fused_activation_function": "NONE"})
+    if op in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+        return g.op(op, [x], POOL)
+    return g.op(op, [x, g.constant("k", weights(1, 1, 1, 4))],
+                {"fused_activation_function": "NONE"})
+
+
+def chain(op: str, act: str, scale: float = 1.0, extra_reader: bool = False,
+          intermediate_out: bool = False) -> bytes:
+    """input -> ``op`` -> ``act`` -> output (optionally the intermediate read twice or
+    itself a model output)."""
+    mb = ModelBuilder()
+    g = mb.main
+    x = g.input("x", (1, 6, 6, 4), np.float32)
+    if scale != 1.0:
+        x = g.op("MUL", [x, g.constant("scale", np.array([scale], np.float32))],
+                 {"fused_activation_function": "NONE"})
+    mid = producer(g, op, x)
+    y = g.op(act, [mid])
+    outs = [y]
+    if extra_reader:
+        outs.append(g.op("NEG", [mid]))
+    if intermediate_out:
+        outs.append(mid)
+    g.output(*outs)
+    return mb.build()
+
+
+def steps(model: bytes, **kw: Any) -> list[str]:
+    """The op names of the allocated plan's steps."""
+    it = edgeplex.Interpreter(model_content=model, **kw)
+    it.allocate_tensors()
+    return [s.label for s in it._plan.steps]
+
+
+def run(model: bytes, inputs: list[np.ndarray], **kw: Any) -> list[np.ndarray]:
+    """edgeplex's outputs (``experimental_preserve_all_tensors`` turns fusion off)."""
+    it = edgeplex.Interpreter(model_content=model, **kw)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], inputs[0])
+    it.invoke()
+    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
+
+
+def check(model: bytes, **tol: float) -> None:
+    """edgeplex against LiteRT on random inputs in [-3, 3), and bit for bit
+    against its own unfused plan."""
+    inputs = random_inputs(model)
+    got = run(model, inputs)
+    assert_close(got, run_litert(model, inputs), **tol)
+    for fused, unfused in zip(got, run(model, inputs, experimental_preserve_all_tensors=True)):
+        np.testing.assert_array_equal(fused, unfused)
+
+
+@pytest.mark.parametrize("act", CLAMPS)
+@pytest.mark.parametrize("op, tol", [
+    ("CONV_2D", {"rtol": 1e-5, "atol": 3.6e-5}), ("DEPTHWISE_CONV_2D", {"rtol": 1e-5,
+                                                                        "atol": 9e-6}),
+    ("FULLY_CONNECTED", {"rtol": 1e-5, "atol": 2.4e-5}),
+    ("ADD", {"rtol": 1e-6, "atol": 1e-6}), ("SUB", {"rtol": 1e-6, "atol": 1e-6}),
+    ("MUL", {"rtol": 1e-6, "atol": 1e-6}), ("DIV", {"rtol": 1e-6, "atol": 1e-6}),
+    ("MAX_POOL_2D", {"rtol": 1e-6, "atol": 1e-6}),
+    ("AVERAGE_POOL_2D", {"rtol": 1e-6, "atol": 1e-6})])
+def test_clamp_is_folded_into_the_producer(op: str, act: str, tol: dict) -> None:
+    model = chain(op, act)
+    names = steps(model)
+    assert act not in names and names[-1] == op
+    check(model, **tol)
+
+
+@pytest.mark.parametrize("op", ["ADD", "MUL"])
+def test_overflow_saturates_as_the_unfused_pair(op: str) -> None:
+    # ADD/MUL without activation clamp to +-FLT_MAX, then RELU: the fused clamp
+    # [0, FLT_MAX] gives the same values (inf -> FLT_MAX).
+    model = chain(op, "RELU", scale=3e37)
+    assert "RELU" not in steps(model)
+    check(model, rtol=1e-6, atol=0)
+
+
+def test_fused_conv_keeps_infinities_as_the_unfused_pair() -> None:
+    # a conv has no clamp of its own: RELU keeps +inf, as the fused [0, inf) does
+    # (LiteRT's sums overflow elsewhere in another order: compare with edgeplex)
+    model = chain("CONV_2D", "RELU", scale=3e37)
+    inputs = random_inputs(model)
+    fused = run(model, inputs)[0]
+    assert np.isinf(fused).any()
+    np.testing.assert_array_equal(fused, run(model, inputs,
+                                             experimental_preserve_all_tensors=True)[0])
+
+
+@pytest.mark.parametrize("case", ["extra_reader", "intermediate_out"])
+def test_shared_or_visible_intermediates_are_not_fused(case: str) -> None:
+    model = chain("ADD", "RELU", **{case: True})
+    assert steps(model).count("RELU") == 1
+    check(model, rtol=1e-6, atol=1e-6)
+
+
+def test_preserve_all_tensors_keeps_every_step() -> None:
+    model = chain("CONV_2D", "RELU6")
+    assert steps(model, experimental_preserve_all_tensors=True)[-2:] == ["CONV_2D", "RELU6"]
+    assert steps(model)[-1] == "CONV_2D"
+
+
+def test_producer_with_an_activation_already_is_not_fused() -> None:
+    mb = ModelBuilder()
+    g = mb.main
+    x = g.input("x", (2, 3), np.float32)
+    y = g.op("ADD", [x, x], {"fused_activation_function": "RELU6"})
+    g.output(g.op("RELU_N1_TO_1", [y]))
+    model = mb.build()
+    assert steps(model) == ["ADD", "RELU_N1_TO_1"]
+    check(model, rtol=1e-6, atol=1e-6)
+
+
+def test_quantized_pairs_are_not_fused() -> None:
+    # an integer RELU requantizes between its input's and output's scales
+    q_in, q_out = Quantization(np.array([0.05]), np.array([3])), \
+        Quantization(np.array([0.02]), np.array([-128]))
+    mb = ModelBuilder()
+    g = mb.main
+    x = g.input("x", (1, 4, 4, 2), np.int8, quantization=q_in)
+    y = g.op("MAX_POOL_2D", [x], POOL, outputs=[g.tensor("m", None, np.int8,
+                                                          quantization=q_in)])
+    g.output(g.op("RELU", [y], outputs=[g.tensor("r", None, np.int8, quantization=q_out)]))
+    assert steps(mb.build()) == ["MAX_POOL_2D", "RELU"]
