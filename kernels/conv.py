@@ -167,22 +167,30 @@ def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
     im2col = Im2col(x.shape, axes, groups)
     ocg = out_channels // groups
     get_bias = operand(bias, 2, lambda b: b.reshape(-1))
+    size = im2col.line_rows
+    # bias and clamp run over whole output lines (the bias tiled along a line):
+    # numpy's inner loop is then a line, not out_channels elements
+    line_bias = tiled(bias, 2, (size, out_channels), lambda b: b.reshape(1, -1))
     parts = split_parts(im2col.rows * im2col.depth * out_channels, PARALLEL_GEMM)
     by_columns = groups == 1 and im2col.rows < out_channels
     parts = min(parts, max(out_channels // 64, 1) if by_columns else max(im2col.lines, 1))
-    size = im2col.line_rows
 
     def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
         x, w, b = ins[0], weights(ins), get_bias(ins)
         rows = as_shape(outs[0], (im2col.rows, out_channels))
+        lines_out = as_shape(outs[0], (im2col.lines, size * out_channels))
+        b_line, refresh = line_bias(ins)
+        b_line = None if b_line is None else as_shape(b_line, (size * out_channels,))
         out = as_shape(outs[0], (im2col.rows, groups, ocg)).transpose(1, 0, 2)
         matrix, first = im2col.bind(x)
+        first += refresh
 
         def lines(block: slice) -> list[Call]:
             r = slice(block.start * size, block.stop * size)
             product = (partial(np.matmul, matrix[0, r], w[0], out[0, r]) if groups == 1
                        else partial(np.matmul, matrix[:, r], w, out[:, r]))
-            return [*im2col.fill_calls(x, block), product, *finish_calls(rows[r], b, act)]
+            return [*im2col.fill_calls(x, block), product,
+                    *finish_calls(lines_out[block], b_line, act)]
 
         def columns(c: slice) -> list[Call]:
             return [partial(np.matmul, matrix[0], w[0][:, c], out[0][:, c]),
@@ -193,7 +201,13 @@ def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
                          [columns(span(out_channels, i, parts)) for i in range(parts)])
         return Calls(first, lines(slice(0, im2col.lines)),
                      [lines(span(im2col.lines, i, parts)) for i in range(parts)])
-    return ctx.done(BoundRun(bind), out_shape, scratch_bytes=im2col.scratch_bytes)
+    return ctx.done(BoundRun(bind), out_shape,
+                    scratch_bytes=im2col.scratch_bytes + copied_bytes(bias, (size, out_channels)))
+
+
+def copied_bytes(spec: TensorSpec | None, shape: tuple[int, ...]) -> int:
+    """Scratch bytes of a :func:`tiled` operand (a buffer only for non-constant inputs)."""
+    return 0 if spec is None or spec.is_constant else 4 * int(np.prod(shape, dtype=np.int64))
 
 
 @register("CONV_2D", versions=(1, 8), types=FLOAT_TYPES)
@@ -269,11 +283,14 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     regions = TapRegions(x.shape, axes, F32, flat=flat, repeat=oc // c,
                          split=x.size >= DEPTHWISE_SPLIT)
     width = axes[1].out if flat else 1
+    bias_spec = optional_bias(ctx, 2, oc)
     weights = tiled(w, 1, (kh, kw, width, oc), lambda f: f.reshape(kh, kw, 1, oc))
-    bias = tiled(optional_bias(ctx, 2, oc), 2, (axes[1].out, oc), lambda b: b.reshape(1, oc))
+    bias = tiled(bias_spec, 2, (axes[1].out, oc), lambda b: b.reshape(1, oc))
     bind = _depthwise_bind(regions, out_shape, weights, bias, clamp_activation(ctx),
                            split_parts(work, PARALLEL_MACS))
-    return ctx.done(BoundRun(bind), out_shape, scratch_bytes=regions.nbytes)
+    scratch = (regions.nbytes + copied_bytes(w, (kh, kw, width, oc))
+               + copied_bytes(bias_spec, (axes[1].out, oc)))
+    return ctx.done(BoundRun(bind), out_shape, scratch_bytes=scratch)
 
 
 #: Input elements from which a depthwise convolution reads its padding-free

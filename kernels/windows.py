@@ -384,21 +384,22 @@ _CLAMPS: dict[str, tuple[float | None, float | None]] = {
 
 
 class Clamp:
-    """An in-place clamp to ``[lo, hi]`` (``hi`` None: ``max(a, lo)``), float32 bounds."""
+    """An in-place clamp to ``[lo, hi]`` (``hi`` None: no upper bound), float32 bounds.
+
+    numpy's clip loop is about twice as fast as ``maximum``; the only difference
+    is that ``-0.0`` stays ``-0.0`` under ``RELU`` (as in LiteRT's ``std::max(x,
+    0.f)``), which compares equal to ``0.0``.
+    """
 
     def __init__(self, lo: float, hi: float | None) -> None:
         self.lo = np.float32(lo)
-        self.hi = None if hi is None else np.float32(hi)
+        self.hi = np.float32(np.inf if hi is None else hi)
 
     def __call__(self, a: np.ndarray) -> Any:
-        if self.hi is None:
-            return np.maximum(a, self.lo, out=a)
         return clip_ufunc(a, self.lo, self.hi, a)
 
     def bind(self, a: np.ndarray) -> Call:
         """The clamp of ``a`` as a ready call."""
-        if self.hi is None:
-            return partial(np.maximum, a, self.lo, out=a)
         return partial(clip_ufunc, a, self.lo, self.hi, a)
 
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from oracle import assert_close, const, inp, one_op_model, random_inputs, run_edgeplex, \
     run_litert
 
+import edgeplex
 from edgeplex.kernels import conv
 
 ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
@@ -168,3 +169,31 @@ def test_conv_2d_natural_blocks(in_shape: tuple[int, ...], filter_shape: tuple[i
         {"padding": "SAME", "stride_h": stride, "stride_w": stride, "dilation_h_factor": 1,
          "dilation_w_factor": 1, "fused_activation_function": "RELU6"})
     check_threads(model, int(np.prod(filter_shape[1:])))
+
+
+@pytest.mark.parametrize("op, shapes, options", [
+    ("CONV_2D", [(1, 6, 5, 4), (3, 3, 3, 4), (3,)],
+     {"padding": "SAME", "stride_h": 2, "stride_w": 1, "dilation_h_factor": 1,
+      "dilation_w_factor": 1, "fused_activation_function": "RELU"}),
+    ("DEPTHWISE_CONV_2D", [(1, 6, 5, 3), (1, 3, 3, 6), (6,)],
+     {"padding": "SAME", "stride_h": 1, "stride_w": 2, "dilation_h_factor": 1,
+      "dilation_w_factor": 1, "fused_activation_function": "RELU6", "depth_multiplier": 2}),
+    ("FULLY_CONNECTED", [(2, 7), (5, 7), (5,)],
+     {"fused_activation_function": "NONE", "keep_num_dims": False,
+      "weights_format": "DEFAULT", "asymmetric_quantize_inputs": False}),
+])
+def test_each_invoke_reads_the_current_inputs(op: str, shapes: list, options: dict) -> None:
+    # The kernels bind their numpy calls to the step's arrays once: a second
+    # invoke with new values in every input (weights and bias included) must
+    # use those values (bound views, refreshed copies), not the first ones.
+    model = one_op_model(op, [inp(s) for s in shapes], options)
+    it = edgeplex.Interpreter(model_content=model)
+    it.allocate_tensors()
+    for seed in (1, 2):
+        inputs = random_inputs(model, seed=seed)
+        for d, value in zip(it.get_input_details(), inputs):
+            it.set_tensor(d["index"], value)
+        it.invoke()
+        got = [it.get_tensor(d["index"]) for d in it.get_output_details()]
+        assert_close(got, run_litert(model, inputs), what=f"invoke {seed}",
+                     **tol(int(np.prod(shapes[1][1:]))))
