@@ -59,55 +59,69 @@ def current_budget() -> int:
     return _budget.threads
 
 
+class _Section:
+    """One parallel call: parts handed out one at a time, completions counted."""
+
+    def __init__(self, task: Task, parts: int) -> None:
+        self.task, self.parts = task, parts
+        self.queue = itertools.count()        # next() is atomic under the GIL
+        self.completed = itertools.count(1)
+        self.finished = _thread.allocate_lock()
+        self.finished.acquire()
+        self.error: BaseException | None = None
+
+    def drain(self) -> bool:
+        """Run parts until none is left; True if this thread completed the last one."""
+        last = False
+        for i in self.queue:
+            if i >= self.parts:
+                break
+            try:
+                self.task(i, self.parts)
+            except BaseException as e:  # handed to the caller
+                self.error = self.error or e
+            last = next(self.completed) == self.parts
+        return last
+
+
 class _Worker:
-    """One thread running a task part each time it is started."""
+    """A thread that joins whichever section is open when it wakes up.
+
+    The caller never waits for a worker that has not started: if a worker's
+    core is busy elsewhere, the caller takes every part itself and the late
+    worker, when it runs, finds the section's parts all taken.
+    """
 
     def __init__(self) -> None:
-        self._go = _thread.allocate_lock()
-        self._go.acquire()
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
-        self._job: tuple[Task, Iterator[int], int] | None = None
-        self._error: BaseException | None = None
+        self._wake = _thread.allocate_lock()
+        self._wake.acquire()
+        self.waking = False
         threading.Thread(target=self._loop, name="edgeplex-worker", daemon=True).start()
 
     def _loop(self) -> None:
         while True:
-            self._go.acquire()
-            task, parts, n = self._job  # type: ignore[misc]
-            try:
-                _drain(task, parts, n)
-            except BaseException as e:  # handed to the caller by join()
-                self._error = e
-            self._job = None
-            self._done.release()
+            self._wake.acquire()
+            self.waking = False
+            section = _open
+            if section is not None and section.drain():
+                section.finished.release()
 
-    def start(self, task: Task, parts: Iterator[int], n: int) -> None:
-        """Run ``task(i, n)`` for each ``i`` this worker takes from ``parts``."""
-        self._job = (task, parts, n)
-        self._go.release()
-
-    def join(self) -> BaseException | None:
-        """Wait for the running part; returns the exception it raised, if any."""
-        self._done.acquire()
-        error, self._error = self._error, None
-        return error
+    def wake(self) -> None:
+        """Ask the worker to join the open section (once, until it wakes)."""
+        if not self.waking:
+            self.waking = True
+            self._wake.release()
 
 
 _workers: list[_Worker] = []
 _section = _thread.allocate_lock()
-
-
-def _drain(task: Task, parts: Iterator[int], n: int) -> None:
-    for i in parts:
-        if i >= n:
-            return
-        task(i, n)
+_open: _Section | None = None
 
 
 def parallel(task: Task, parts: int) -> None:
     """Run ``task(i, parts)`` for every ``i < parts`` on up to budget threads, the
     caller included; with a budget of 1 (or ``parts`` 1) just ``task(0, 1)``."""
+    global _open
     threads = min(parts, _budget.threads)
     if threads <= 1 or not _section.acquire(False):
         task(0, 1)
@@ -116,20 +130,14 @@ def parallel(task: Task, parts: int) -> None:
     try:
         while len(_workers) < threads - 1:
             _workers.append(_Worker())
-        queue = itertools.count()      # next() is atomic under the GIL
+        section = _open = _Section(task, parts)
         for w in _workers[:threads - 1]:
-            w.start(task, queue, parts)
-        error: BaseException | None = None
-        try:
-            _drain(task, queue, parts)
-        except BaseException as e:
-            error = e
-            for _ in range(parts):     # let the workers stop early
-                next(queue)
-        for w in _workers[:threads - 1]:
-            error = w.join() or error
-        if error is not None:
-            raise error
+            w.wake()
+        if not section.drain():
+            section.finished.acquire()  # a worker is finishing the last part it took
+        _open = None
+        if section.error is not None:
+            raise section.error
     finally:
         _budget.threads = budget
         _section.release()
@@ -141,9 +149,9 @@ def span(size: int, i: int, n: int) -> slice:
 
 
 def _after_fork() -> None:
-    global _section
+    global _section, _open
     _workers.clear()
-    _section = _thread.allocate_lock()
+    _section, _open = _thread.allocate_lock(), None
 
 
 if hasattr(os, "register_at_fork"):
