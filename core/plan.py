@@ -19,7 +19,7 @@ import numpy as np
 from .errors import EdgeplexError, InterpreterError, ModelError, UnsupportedOpError
 from .fuse import fuse_activations
 from .ir import Model, Operator, Subgraph
-from .kernel_api import OpContext, Prepared, Runtime, TensorSpec
+from .kernel_api import BoundRun, OpContext, Prepared, Runtime, TensorSpec
 from .memory import ArenaPlan, Interval, arena_views, plan_arena
 
 DEFAULT_MEMORY_LIMIT = 4 * 2**30
@@ -158,6 +158,7 @@ class SubgraphPlan:
         if allocate:
             self._allocate()
         self._calls = [s.call for s in self.steps]
+        self._flat, self._owners = self._flatten()
 
     # -- prepare -------------------------------------------------------------
     def spec(self, t: int, shape: tuple[int, ...] | None = None) -> TensorSpec:
@@ -269,6 +270,27 @@ class SubgraphPlan:
             if not step.dynamic:
                 step.call = self._bind(step)
 
+    def _flatten(self) -> tuple[list[Callable[[], Any]], list[int]]:
+        """The calls of one run in order, and the step each belongs to.
+
+        A kernel whose run is a :class:`BoundRun` contributes its bound numpy
+        calls themselves (the plan's arrays never change), so a run pays no
+        per-step Python beyond the numpy calls.
+        """
+        calls: list[Callable[[], Any]] = []
+        owners: list[int] = []
+        for i, step in enumerate(self.steps):
+            run = step.prepared.run if isinstance(step, Step) and step.prepared else None
+            if isinstance(run, BoundRun) and not step.dynamic and step.call is not _unbound \
+                    and not any(t in self.dynamic for t in step.op.outputs):
+                ins = [None if t < 0 else self.values[t] for t in step.op.inputs]
+                mine = run.flat(ins, [self.values[t] for t in step.op.outputs])
+            else:
+                mine = [step.call]
+            calls += mine
+            owners += [i] * len(mine)
+        return calls, owners
+
     def _check_size(self, t: int) -> None:
         tensor = self.sg.tensors[t]
         size = nbytes(self.shapes[t] or (), tensor.dtype)
@@ -338,7 +360,7 @@ class SubgraphPlan:
         if profile is not None:
             with np.errstate(all="ignore"):
                 return self._run_profiled(profile)
-        calls = self._calls
+        calls = self._flat
         i = 0
         try:
             with np.errstate(all="ignore"):
@@ -347,7 +369,7 @@ class SubgraphPlan:
         except EdgeplexError:
             raise
         except Exception as e:
-            raise self._run_error(i, e) from e
+            raise self._run_error(self._owners[i], e) from e
         self.invoked = True
 
     def _run_profiled(self, records: list[ProfileRecord]) -> None:

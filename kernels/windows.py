@@ -21,16 +21,14 @@ dilation, output size and padding, as TFLite computes them. On top of that:
 """
 from __future__ import annotations
 
-import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from edgeplex.core.kernel_api import OpContext
-from edgeplex.core.parallel import parallel
+from edgeplex.core.kernel_api import BoundRun, Call, Calls, OpContext  # noqa: F401 (re-exported)
 
 try:  # the ufuncs behind np.clip / np.einsum, without their Python wrappers (~1-2 us)
     from numpy._core.multiarray import c_einsum
@@ -307,54 +305,6 @@ class ViewCache:
         if x is not self._source:
             self._views, self._source = self._build(x), x
         return self._views
-
-
-Call = Callable[[], Any]
-
-
-@dataclass
-class Calls:
-    """One op's numpy calls, bound to its arrays: ``first`` (copies every run
-    needs before the rest), then either ``whole`` or every list of ``parts``."""
-
-    first: list[Call] = field(default_factory=list)
-    whole: list[Call] = field(default_factory=list)
-    parts: list[list[Call]] = field(default_factory=list)
-
-
-class BoundRun:
-    """A run function built from ``bind(ins, outs) -> Calls``, bound once.
-
-    The interpreter hands a step the same arrays on every run, so the calls
-    are built on the first run and only rebuilt when an array changes (a
-    dynamic shape, constant folding). With two or more ``parts`` the parts
-    are shared out to the thread budget (:func:`edgeplex.core.parallel.parallel`),
-    else ``whole`` runs on the caller.
-    """
-
-    def __init__(self, bind: Callable[[Sequence[Any], Sequence[Any]], Calls]) -> None:
-        self._bind = bind
-        self._arrays: list[Any] = []
-        self._calls = Calls()
-
-    def __call__(self, ins: Sequence[Any], outs: Sequence[Any]) -> None:
-        arrays = self._arrays
-        if len(arrays) != len(ins) + len(outs) or not all(
-                map(operator.is_, arrays, [*ins, *outs])):
-            self._calls = self._bind(ins, outs)
-            self._arrays = [*ins, *outs]
-        calls = self._calls
-        for call in calls.first:
-            call()
-        if len(calls.parts) > 1:
-            parallel(self._part, len(calls.parts))
-        else:
-            for call in calls.whole:
-                call()
-
-    def _part(self, i: int, n: int) -> None:
-        for call in (self._calls.whole if n == 1 else self._calls.parts[i]):
-            call()
 
 
 #: Work sizes from which splitting one op across threads pays for waking a
