@@ -173,12 +173,25 @@ def _rectify(ctx: OpContext, shape: tuple[int, ...], alpha: np.ndarray | np.floa
                               partial(pick, x, out, out=out)])
         return ctx.done(BoundRun(bind), shape)
     tmp = np.empty(shape, np.float32)
-    mask = np.empty(shape, bool) if form != "split" else None
+    if form == "split":
+        rows, row_alpha = _rows(shape, np.asarray(alpha, np.float32))
+        row_tmp = tmp.reshape(rows)
+
+        def bind_split(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> Calls:
+            # max(x, 0) + alpha * min(x, 0): one term is zero, so only the product
+            # rounds (as LiteRT's alpha * x); clip is numpy's fastest max / min
+            x, out = ins[0].reshape(rows), outs[0].reshape(rows)
+            return Calls([], [partial(clip_ufunc, x, _ZERO, _INF, row_tmp),
+                              partial(clip_ufunc, x, -_INF, _ZERO, out),
+                              partial(np.multiply, out, row_alpha, out),
+                              partial(np.add, out, row_tmp, out)])
+        return ctx.done(BoundRun(bind_split), shape, scratch_bytes=tmp.nbytes)
+    mask = np.empty(shape, bool)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         x, out = ins[0], outs[0]
         a = ins[1] if alpha is None else alpha
-        if form == "split" or (form is None and np.isfinite(a).all()):
+        if form is None and np.isfinite(a).all():
             np.maximum(x, 0, out=tmp)
             np.minimum(x, 0, out=out)
             np.multiply(out, a, out=out)
@@ -187,8 +200,7 @@ def _rectify(ctx: OpContext, shape: tuple[int, ...], alpha: np.ndarray | np.floa
             np.multiply(x, a, out=out)
             keep(x, 0, out=mask)
             np.copyto(out, x, where=mask)
-    extra = tmp.nbytes + (0 if mask is None else mask.nbytes)
-    return ctx.done(quiet(run), shape, scratch_bytes=extra)
+    return ctx.done(quiet(run), shape, scratch_bytes=tmp.nbytes + mask.nbytes)
 
 
 # -- GELU ----------------------------------------------------------------------------------
