@@ -307,19 +307,22 @@ class ViewCache:
         return self._views
 
 
-#: Work sizes from which splitting one op across threads pays for waking a
-#: worker (tens of microseconds at worst) and moving its results between the
-#: cores' caches: multiply-adds of numpy loops (einsum, ~7 per ns) and of BLAS
-#: matrix products (~30 per ns per core); measured on this project's models.
-PARALLEL_MACS = 1 << 20
+#: Work from which an op is split in two halves across threads. Waking a
+#: worker costs tens of microseconds at worst, and an op reading what another
+#: core wrote pays for moving it between the cores' caches (on this project's
+#: 2-core machine a serial 1x1 conv after a split depthwise layer took 0.31 ->
+#: 0.43 ms). Halves keep consecutive split ops on the same rows per core (the
+#: caller takes the first half, a prompt worker the second). Multiply-adds of
+#: numpy loops (einsum, ~7 per ns) and of BLAS products (~40 per ns per core).
+PARALLEL_MACS = 900_000
 PARALLEL_GEMM = 1 << 22
+#: Least output rows of one half of a split matrix product.
+PARALLEL_ROWS = 256
 
 
 def split_parts(work: int, threshold: int) -> int:
-    """How many parts to split ``work`` into: 1 below ``threshold`` (not worth a
-    thread hand-off), else up to 8 of at least half the threshold each (threads
-    take parts one at a time, so a late thread takes fewer)."""
-    return 1 if work < threshold else min(8, 2 * work // threshold)
+    """2 (halves) when ``work`` reaches ``threshold``, else 1."""
+    return 2 if work >= threshold else 1
 
 
 def as_shape(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:

@@ -99,8 +99,8 @@ def test_depthwise_natural_paths(in_shape: tuple[int, ...], stride: tuple[int, i
 
 @pytest.fixture
 def three_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Split every convolution into 3 blocks of output lines."""
-    monkeypatch.setattr(conv, "split_parts", lambda work, threshold: 3)
+    """Split every matrix product into 3 blocks of output lines (or rows)."""
+    monkeypatch.setattr(conv, "gemm_parts", lambda rows, lines, depth, channels: 3)
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -127,22 +127,13 @@ def test_conv_2d_in_line_blocks(three_parts: None, n: int, h: int, w: int, cg: i
     check_threads(model, kh * kw * cg)
 
 
-@pytest.mark.parametrize("in_shape, kernel, padding", [
-    ((1, 3, 3, 8), 3, "VALID"),      # one output position
-    ((2, 4, 4, 5), 3, "SAME"),       # 32 positions over 2 batch items, 200 channels
-])
-def test_conv_2d_in_channel_blocks(three_parts: None, in_shape: tuple[int, ...], kernel: int,
-                                   padding: str) -> None:
-    # Fewer output positions than channels: blocks of output channels instead.
+def test_fully_connected_in_row_blocks(three_parts: None) -> None:
     rng = np.random.default_rng(6)
-    c = in_shape[3]
     model = one_op_model(
-        "CONV_2D", [inp(in_shape),
-                    const(rng.standard_normal((200, kernel, kernel, c)).astype(np.float32)),
-                    const(rng.standard_normal(200).astype(np.float32))],
-        {"padding": padding, "stride_h": 1, "stride_w": 1, "dilation_h_factor": 1,
-         "dilation_w_factor": 1, "fused_activation_function": "RELU_N1_TO_1"})
-    check_threads(model, kernel * kernel * c)
+        "FULLY_CONNECTED", [inp((7, 2, 5)), const(rng.standard_normal((4, 5)).astype(np.float32)),
+                            const(rng.standard_normal(4).astype(np.float32))],
+        {"fused_activation_function": "RELU_N1_TO_1", "keep_num_dims": True})
+    check_threads(model, 5)
 
 
 def test_conv_3d_in_line_blocks(three_parts: None) -> None:
@@ -157,8 +148,8 @@ def test_conv_3d_in_line_blocks(three_parts: None) -> None:
 
 
 @pytest.mark.parametrize("in_shape, filter_shape, stride", [
-    ((1, 64, 64, 16), (32, 1, 1, 16), 1),    # direct 1x1 GEMM, blocks across threads
-    ((1, 48, 48, 3), (16, 3, 3, 3), 2),      # im2col blocks
+    ((1, 64, 64, 16), (64, 1, 1, 16), 1),    # direct 1x1 GEMM in halves across threads
+    ((1, 128, 128, 3), (48, 3, 3, 3), 2),    # im2col halves
 ])
 def test_conv_2d_natural_blocks(in_shape: tuple[int, ...], filter_shape: tuple[int, ...],
                                 stride: int) -> None:
