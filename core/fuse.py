@@ -1,4 +1,5 @@
-"""Plan-level fusion: fold a standalone clamp activation into the op before it.
+"""Plan-level fusion: fold a standalone clamp activation into the op before it,
+and a residual ADD into the kernel producing one of its operands.
 
 ``CONV_2D -> RELU`` computes the same float values as one ``CONV_2D`` with
 ``fused_activation_function=RELU`` writing straight into the RELU's output:
@@ -10,6 +11,14 @@ intermediate tensor's memory. It applies when the producer is a CPU kernel
 step with no fused activation yet, every tensor involved is FLOAT32, and the
 intermediate tensor is read by nothing else and is not a subgraph output; it
 is skipped when all tensors must stay readable (``preserve_all_tensors``).
+
+A float ADD of two same-shaped tensors where one operand comes from a CPU
+kernel that offers ``Prepared.fuse_add`` (the float CONV_2D: it fills its
+output with the other operand plus its bias and lets BLAS accumulate the
+product into it) and is read by nothing else becomes one step at the ADD's
+place. Sums are then associated differently ((residual + bias) + product
+rather than (product + bias) + residual): equal within the convolution's
+tolerance, not bit for bit.
 """
 from __future__ import annotations
 
@@ -91,4 +100,51 @@ def fuse_activations(sg: Subgraph, steps: list[Any], outputs_kept: set[int],
             continue
         replaced[i] = make_step(op, prepared)
         dropped.add(j)
+    return [replaced.get(i, s) for i, s in enumerate(steps) if i not in dropped]
+
+
+def fuse_residual_adds(sg: Subgraph, steps: list[Any], outputs_kept: set[int],
+                       spec: Callable[[int], Any],
+                       make_step: Callable[[Operator, Prepared], Any]) -> list[Any]:
+    """``steps`` with every (producer offering ``fuse_add``, float ADD) pair merged
+    into one step at the ADD's position (``spec(t)`` is tensor ``t``'s TensorSpec)."""
+    readers: dict[int, int] = {}
+    writer: dict[int, int] = {}
+    for i, step in enumerate(steps):
+        for t in step.reads:
+            if t >= 0:
+                readers[t] = readers.get(t, 0) + 1
+        for t in step.writes:
+            writer[t] = i
+    replaced: dict[int, Any] = {}
+    dropped: set[int] = set()
+    for j, step in enumerate(steps):
+        add = step.op
+        if (add is None or add.op != "ADD" or getattr(step, "prepared", None) is None
+                or step.dynamic or len(add.inputs) != 2 or j in dropped or j in replaced):
+            continue
+        for k in (0, 1):
+            t, other = add.inputs[k], add.inputs[1 - k]
+            i = writer.get(t)
+            if i is None or i in dropped or i in replaced or readers.get(t) != 1 \
+                    or t in outputs_kept or t == other:
+                continue
+            producer = steps[i]
+            fuse = getattr(getattr(producer, "prepared", None), "fuse_add", None)
+            tensors = [sg.tensors[x] for x in (t, other, *add.outputs)]
+            if (fuse is None or producer.dynamic or len(producer.op.outputs) != 1
+                    or any(x.type_name != "FLOAT32" for x in tensors)
+                    or len({tuple(spec(x).shape) for x in (t, other, add.outputs[0])}) != 1):
+                continue
+            op = producer.op
+            try:
+                prepared = fuse(spec(other), len(op.inputs), add.options.fused_activation_function)
+            except EdgeplexError:
+                prepared = None
+            if prepared is None:
+                continue
+            fused = dataclasses.replace(op, inputs=(*op.inputs, other), outputs=add.outputs)
+            replaced[j] = make_step(fused, prepared)
+            dropped.add(i)
+            break
     return [replaced.get(i, s) for i, s in enumerate(steps) if i not in dropped]

@@ -96,6 +96,11 @@ class Prepared:
     output_dtypes: list[np.dtype] | None = None
     #: Arrays run() needs that prepare computed (for memory accounting only).
     constants: list[np.ndarray] = field(default_factory=list)
+    #: Optional: absorb a following float ADD of a same-shaped tensor (core.fuse).
+    #: ``fuse_add(residual, index, activation)`` returns the Prepared of this op
+    #: with ``residual`` as its extra input ``index`` added to its output and the
+    #: ADD's fused activation applied (as ADD clamps), or None to decline.
+    fuse_add: Callable[[TensorSpec, int, str], "Prepared | None"] | None = None
 
 
 class Runtime:
