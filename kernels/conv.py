@@ -25,7 +25,9 @@ from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from edgeplex.core.parallel import span
 
+from .blas import accumulate
 from .common import broadcast_shape
+from .elementwise import RangeClamp, add_clamp_bounds
 from .registry import FLOAT_TYPES, register
 from .windows import (PARALLEL_GEMM, PARALLEL_MACS, PARALLEL_ROWS, Axis, BoundRun, Call, Calls, Clamp,
                       PaddedInput, TapRegions, ViewCache, as_shape, c_einsum, clamp_activation,
@@ -171,27 +173,52 @@ def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
     # numpy's inner loop is then a line, not out_channels elements
     line_bias = tiled(bias, 2, (size, out_channels), lambda b: b.reshape(1, -1))
     parts = gemm_parts(im2col.rows, im2col.lines, im2col.depth, out_channels)
+    scratch = im2col.scratch_bytes + copied_bytes(bias, (size, out_channels))
 
-    def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
-        x, w = ins[0], weights(ins)
-        lines_out = as_shape(outs[0], (im2col.lines, size * out_channels))
-        b_line, refresh = line_bias(ins)
-        b_line = None if b_line is None else as_shape(b_line, (size * out_channels,))
-        out = as_shape(outs[0], (im2col.rows, groups, ocg)).transpose(1, 0, 2)
-        matrix, first = im2col.bind(x)
-        first += refresh
+    def binder(residual: int | None, clamp: Any) -> Callable[..., Calls]:
+        """The bind of the convolution, or (``residual``: the index of an extra
+        input added to the output, ``clamp`` then the ADD's) of conv + ADD."""
+        def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
+            x, w = ins[0], weights(ins)
+            lines_out = as_shape(outs[0], (im2col.lines, size * out_channels))
+            res = None if residual is None else as_shape(ins[residual], lines_out.shape)
+            b_line, refresh = line_bias(ins)
+            b_line = None if b_line is None else as_shape(b_line, (size * out_channels,))
+            out = as_shape(outs[0], (im2col.rows, groups, ocg)).transpose(1, 0, 2)
+            matrix, first = im2col.bind(x)
+            first += refresh
 
-        def lines(block: slice) -> list[Call]:
-            r = slice(block.start * size, block.stop * size)
-            product = (partial(np.matmul, matrix[0, r], w[0], out[0, r]) if groups == 1
-                       else partial(np.matmul, matrix[:, r], w, out[:, r]))
-            return [*im2col.fill_calls(x, block), product,
-                    *finish_calls(lines_out[block], b_line, act)]
-        return Calls(first, lines(slice(0, im2col.lines)),
-                     [lines(span(im2col.lines, i, parts)) for i in range(parts)]
-                     if parts > 1 else [])
-    return ctx.done(BoundRun(bind), out_shape,
-                    scratch_bytes=im2col.scratch_bytes + copied_bytes(bias, (size, out_channels)))
+            def lines(block: slice) -> list[Call]:
+                r = slice(block.start * size, block.stop * size)
+                fill = im2col.fill_calls(x, block)
+                if res is not None:
+                    acc = accumulate(matrix[0, r], w[0], out[0, r])
+                    if acc is not None:   # out = (residual + bias) + product, then clamp
+                        start = (partial(np.add, res[block], b_line, lines_out[block])
+                                 if b_line is not None
+                                 else partial(np.copyto, lines_out[block], res[block]))
+                        return [*fill, start, acc, clamp.bind(lines_out[block])]
+                product = (partial(np.matmul, matrix[0, r], w[0], out[0, r]) if groups == 1
+                           else partial(np.matmul, matrix[:, r], w, out[:, r]))
+                calls = [*fill, product, *finish_calls(lines_out[block], b_line, None)]
+                if res is not None:
+                    calls.append(partial(np.add, lines_out[block], res[block], lines_out[block]))
+                return calls + ([] if clamp is None else [clamp.bind(lines_out[block])])
+            return Calls(first, lines(slice(0, im2col.lines)),
+                         [lines(span(im2col.lines, i, parts)) for i in range(parts)]
+                         if parts > 1 else [])
+        return bind
+
+    def fuse_add(residual: TensorSpec, index: int, activation: str) -> Prepared | None:
+        """conv + ``residual`` then ADD's clamp, for core.fuse (no activation of our own)."""
+        bounds = add_clamp_bounds(activation)
+        if act is not None or groups != 1 or bounds is None or residual.shape != out_shape:
+            return None
+        return ctx.done(BoundRun(binder(index, RangeClamp(*bounds))), out_shape,
+                        scratch_bytes=scratch)
+    prepared = ctx.done(BoundRun(binder(None, act)), out_shape, scratch_bytes=scratch)
+    prepared.fuse_add = fuse_add
+    return prepared
 
 
 def gemm_parts(rows: int, lines: int, depth: int, out_channels: int) -> int:

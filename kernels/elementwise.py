@@ -126,6 +126,18 @@ def activation_clamp(ctx: OpContext, dtype: np.dtype) -> InPlace | None:
     return RangeClamp(np.array(lo).astype(dtype), np.array(hi).astype(dtype))
 
 
+def add_clamp_bounds(act: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """float32 (lo, hi) that a float ADD with fused activation ``act`` clamps to
+    (None for activations ADD does not support)."""
+    top = np.finfo(np.float32).max
+    if act in _CLAMPS:
+        lo, hi = _CLAMPS[act]
+        return np.float32(lo), np.float32(top if hi is None else hi)
+    if act in _NO_RANGE:
+        return np.float32(-top), np.float32(top)
+    return None
+
+
 class RangeClamp:
     """An in-place clamp to ``[lo, hi]`` (bounds as 0-d arrays of the tensor type)."""
 

@@ -167,3 +167,107 @@ def test_quantized_pairs_are_not_fused() -> None:
                                                           quantization=q_in)])
     g.output(g.op("RELU", [y], outputs=[g.tensor("r", None, np.int8, quantization=q_out)]))
     assert steps(mb.build()) == ["MAX_POOL_2D", "RELU"]
+
+
+def residual_block(conv_act: str = "NONE", add_act: str = "NONE", swap: bool = False,
+                   bias: bool | str = True, residual_shape: tuple[int, ...] = (1, 6, 6, 3),
+                   extra_reader: bool = False, op: str = "CONV_2D") -> bytes:
+    """x -> conv (3 channels out) -> ADD(conv, r) with a second input r (``bias``
+    "zero": a zero bias, what LiteRT, which needs one, runs for an omitted one)."""
+    mb = ModelBuilder()
+    g = mb.main
+    x = g.input("x", (1, 6, 6, 4), np.float32)
+    r = g.input("r", residual_shape, np.float32)
+    b = (g.constant("b", np.zeros(3, np.float32)) if bias == "zero"
+         else g.constant("b", weights(3)) if bias else None)
+    if op == "CONV_2D":
+        y = g.op(op, [x, g.constant("w", weights(3, 1, 1, 4)), b],
+                 {**CONV, "fused_activation_function": conv_act})
+    else:
+        y = g.op(op, [x, g.constant("w", weights(1, 3, 3, 4)), g.constant("b", weights(4))],
+                 {**CONV, "fused_activation_function": conv_act, "depth_multiplier": 1})
+    z = g.op("ADD", [r, y] if swap else [y, r], {"fused_activation_function": add_act})
+    outs = [z] + ([g.op("NEG", [y])] if extra_reader else [])
+    g.output(*outs)
+    return mb.build()
+
+
+def check_all(model: bytes, reference: bytes | None = None, **tol: float) -> None:
+    """edgeplex (fused or not) against LiteRT (on ``reference``, default the same
+    model) on random values for every input."""
+    inputs = random_inputs(model)
+    it = edgeplex.Interpreter(model_content=model)
+    it.allocate_tensors()
+    for d, value in zip(it.get_input_details(), inputs):
+        it.set_tensor(d["index"], value)
+    it.invoke()
+    got = [it.get_tensor(d["index"]) for d in it.get_output_details()]
+    assert_close(got, run_litert(reference or model, inputs), **tol)
+
+
+#: a 4-term conv sum plus bias plus residual, associated differently from LiteRT
+RESIDUAL_TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize("add_act", ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"])
+def test_residual_add_is_folded_into_the_convolution(add_act: str, swap: bool,
+                                                     bias: bool) -> None:
+    model = residual_block(add_act=add_act, swap=swap, bias=bias)
+    assert steps(model) == ["CONV_2D"]
+    reference = None if bias else residual_block(add_act=add_act, swap=swap, bias="zero")
+    check_all(model, reference, **RESIDUAL_TOL)
+
+
+def test_residual_fusion_then_relu_fold() -> None:
+    mb = ModelBuilder()
+    g = mb.main
+    x = g.input("x", (1, 5, 5, 2), np.float32)
+    y = g.op("CONV_2D", [x, g.constant("w", weights(2, 3, 3, 2)), g.constant("b", weights(2))],
+             CONV)
+    z = g.op("ADD", [y, x], {"fused_activation_function": "NONE"})
+    g.output(g.op("RELU6", [z]))
+    model = mb.build()
+    assert steps(model) == ["CONV_2D"]
+    check_all(model, **RESIDUAL_TOL)
+
+
+@pytest.mark.parametrize("case", [
+    {"conv_act": "RELU"},                         # the conv clamps before the ADD
+    {"residual_shape": (1, 1, 1, 3)},             # a broadcast ADD
+    {"extra_reader": True},                       # the conv output is read elsewhere
+    {"op": "DEPTHWISE_CONV_2D"},                  # no fuse_add offered
+])
+def test_residual_add_not_fused(case: dict) -> None:
+    kw = dict(case)
+    if kw.get("op") == "DEPTHWISE_CONV_2D":
+        kw["residual_shape"] = (1, 6, 6, 4)
+    model = residual_block(**kw)
+    assert "ADD" in steps(model)
+    check_all(model, **RESIDUAL_TOL)
+
+
+def test_residual_fusion_large_and_in_halves() -> None:
+    # a 1x1 conv big enough to split across threads, with and without the BLAS path
+    mb = ModelBuilder()
+    g = mb.main
+    x = g.input("x", (1, 64, 64, 32), np.float32)
+    y = g.op("CONV_2D", [x, g.constant("w", weights(32, 1, 1, 32)),
+                         g.constant("b", weights(32))], CONV)
+    g.output(g.op("ADD", [x, y], {"fused_activation_function": "RELU"}))
+    model = mb.build()
+    assert steps(model) == ["CONV_2D"]
+    inputs = random_inputs(model)
+    want = run_litert(model, inputs)
+    for threads in (1, 2):
+        assert_close([run(model, inputs, num_threads=threads)[0]], want, rtol=1e-5, atol=4e-5)
+
+
+def test_residual_fusion_without_direct_blas(monkeypatch: pytest.MonkeyPatch) -> None:
+    # where BLAS cannot accumulate (another numpy build), numpy adds in order
+    from edgeplex.kernels import conv
+    monkeypatch.setattr(conv, "accumulate", lambda a, b, c: None)
+    model = residual_block(add_act="RELU6")
+    assert steps(model) == ["CONV_2D"]
+    check_all(model, **RESIDUAL_TOL)
