@@ -191,13 +191,14 @@ def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
             def lines(block: slice) -> list[Call]:
                 r = slice(block.start * size, block.stop * size)
                 fill = im2col.fill_calls(x, block)
-                if res is not None:
-                    acc = accumulate(matrix[0, r], w[0], out[0, r])
-                    if acc is not None:   # out = (residual + bias) + product, then clamp
-                        start = (partial(np.add, res[block], b_line, lines_out[block])
-                                 if b_line is not None
-                                 else partial(np.copyto, lines_out[block], res[block]))
-                        return [*fill, start, acc, clamp.bind(lines_out[block])]
+                acc = (accumulate(matrix[0, r], w[0], out[0, r])
+                       if groups == 1 and (b_line is not None or res is not None) else None)
+                if acc is not None:   # out = (residual +) bias, BLAS adds the product
+                    dst = lines_out[block]
+                    start = (partial(np.copyto, dst, b_line) if res is None
+                             else partial(np.copyto, dst, res[block]) if b_line is None
+                             else partial(np.add, res[block], b_line, dst))
+                    return [*fill, start, acc] + ([] if clamp is None else [clamp.bind(dst)])
                 product = (partial(np.matmul, matrix[0, r], w[0], out[0, r]) if groups == 1
                            else partial(np.matmul, matrix[:, r], w, out[:, r]))
                 calls = [*fill, product, *finish_calls(lines_out[block], b_line, None)]
@@ -560,6 +561,10 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
         w, b = weights(ins), bias(ins)
 
         def block(part: slice) -> list[Call]:
+            acc = None if b is None else accumulate(x[part], w, out[part])
+            if acc is not None:   # out = bias, then BLAS adds the product (no bias pass)
+                return [partial(np.copyto, out[part], b), acc,
+                        *([] if act is None else [act.bind(out[part])])]
             return [partial(np.matmul, x[part], w, out[part]), *finish_calls(out[part], b, act)]
         return Calls([], block(slice(0, rows)),
                      [block(span(rows, i, parts)) for i in range(parts)] if parts > 1 else [])
