@@ -1,5 +1,6 @@
 """Plan-level fusion: fold a standalone clamp activation into the op before it,
-and a residual ADD into the kernel producing one of its operands.
+a zero PAD into the convolution reading it, and a residual ADD into the
+kernel producing one of its operands.
 
 ``CONV_2D -> RELU`` computes the same float values as one ``CONV_2D`` with
 ``fused_activation_function=RELU`` writing straight into the RELU's output:
@@ -11,6 +12,13 @@ intermediate tensor's memory. It applies when the producer is a CPU kernel
 step with no fused activation yet, every tensor involved is FLOAT32, and the
 intermediate tensor is read by nothing else and is not a subgraph output; it
 is skipped when all tensors must stay readable (``preserve_all_tensors``).
+
+A float PAD (or PADV2 with a constant zero) of height and width only, whose
+output only a kernel offering ``Prepared.fuse_pad`` reads (the float
+CONV_2D and DEPTHWISE_CONV_2D: the PAD's amounts join their own padding),
+disappears: the kernel reads the PAD's input (a large depthwise layer then
+reads its interior in place and copies only thin borders). Values are
+unchanged.
 
 A float ADD of two same-shaped tensors where one operand comes from a CPU
 kernel that offers ``Prepared.fuse_add`` (the float CONV_2D: it fills its
@@ -24,6 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from .errors import EdgeplexError
 from .ir import Operator, Subgraph
@@ -147,4 +157,65 @@ def fuse_residual_adds(sg: Subgraph, steps: list[Any], outputs_kept: set[int],
             replaced[j] = make_step(fused, prepared)
             dropped.add(i)
             break
+    return [replaced.get(i, s) for i, s in enumerate(steps) if i not in dropped]
+
+
+def _zero_spatial_pads(step: Any, spec: Callable[[int], Any]) -> Any:
+    """((top, bottom), (left, right)) of a float zero PAD / PADV2 of an NHWC
+    tensor's height and width only, else None."""
+    op = step.op
+    if op is None or op.op not in ("PAD", "PADV2") or getattr(step, "prepared", None) is None \
+            or step.dynamic or len(op.inputs) < 2 or op.inputs[1] < 0:
+        return None
+    if op.op == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        value = spec(op.inputs[2]).data
+        if value is None or value.size != 1 or float(value.reshape(-1)[0]) != 0.0 \
+                or np.signbit(value.reshape(-1)[0]):
+            return None
+    x, paddings = spec(op.inputs[0]), spec(op.inputs[1]).data
+    if x.type_name != "FLOAT32" or x.rank != 4 or paddings is None or paddings.shape != (4, 2):
+        return None
+    pads = [(int(a), int(b)) for a, b in paddings.tolist()]
+    if pads[0] != (0, 0) or pads[3] != (0, 0) or min(min(p) for p in pads) < 0:
+        return None
+    return pads[1], pads[2]
+
+
+def fuse_pads(sg: Subgraph, steps: list[Any], outputs_kept: set[int],
+              spec: Callable[[int], Any],
+              make_step: Callable[[Operator, Prepared], Any]) -> list[Any]:
+    """``steps`` without the zero spatial PADs a following kernel can absorb
+    (``Prepared.fuse_pad``); the kernel's step then reads the PAD's input."""
+    readers: dict[int, int] = {}
+    writer: dict[int, int] = {}
+    for i, step in enumerate(steps):
+        for t in step.reads:
+            if t >= 0:
+                readers[t] = readers.get(t, 0) + 1
+        for t in step.writes:
+            writer[t] = i
+    replaced: dict[int, Any] = {}
+    dropped: set[int] = set()
+    for j, step in enumerate(steps):
+        fuse = getattr(getattr(step, "prepared", None), "fuse_pad", None)
+        if fuse is None or step.dynamic or not step.op.inputs:
+            continue
+        t = step.op.inputs[0]
+        i = writer.get(t)
+        if i is None or i in dropped or readers.get(t) != 1 or t in outputs_kept \
+                or sg.tensors[t].type_name != "FLOAT32":
+            continue
+        pads = _zero_spatial_pads(steps[i], spec)
+        if pads is None:
+            continue
+        x = steps[i].op.inputs[0]
+        try:
+            prepared = fuse(spec(x), pads)
+        except EdgeplexError:
+            prepared = None
+        if prepared is None:
+            continue
+        replaced[j] = make_step(dataclasses.replace(step.op, inputs=(x, *step.op.inputs[1:])),
+                                prepared)
+        dropped.add(i)
     return [replaced.get(i, s) for i, s in enumerate(steps) if i not in dropped]

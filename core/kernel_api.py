@@ -101,6 +101,10 @@ class Prepared:
     #: with ``residual`` as its extra input ``index`` added to its output and the
     #: ADD's fused activation applied (as ADD clamps), or None to decline.
     fuse_add: Callable[[TensorSpec, int, str], "Prepared | None"] | None = None
+    #: Optional: read the input of a zero PAD before this op instead (core.fuse).
+    #: ``fuse_pad(x, ((top, bottom), (left, right)))`` returns the Prepared of
+    #: this op on ``x`` (its input 0) zero-padded that much, or None to decline.
+    fuse_pad: Callable[[TensorSpec, Any], "Prepared | None"] | None = None
 
 
 class Runtime:
