@@ -16,6 +16,7 @@ UnsupportedOpError (a hybrid kernel registers with ``when=``).
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import Any, Callable, Sequence
 
@@ -260,7 +261,11 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     axes = window_axes(ctx, o.padding, (h, wd), (kh, kw), (o.stride_h, o.stride_w),
                        (o.dilation_h_factor, o.dilation_w_factor))
     weights = operand(w, 1, lambda f: f.reshape(groups, oc // groups, -1).transpose(0, 2, 1))
-    return gemm_conv(ctx, x, axes, groups, weights, oc, optional_bias(ctx, 2, oc))
+    bias = optional_bias(ctx, 2, oc)
+
+    def build(x: TensorSpec, axes: Sequence[Axis]) -> Prepared:
+        return gemm_conv(ctx, x, axes, groups, weights, oc, bias)
+    return with_pad_fusion(build(x, axes), build, axes)
 
 
 @register("CONV_3D", versions=(1, 1), types=FLOAT_TYPES)
@@ -306,20 +311,41 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     o = ctx.options
     axes = window_axes(ctx, o.padding, (h, wd), (kh, kw), (o.stride_h, o.stride_w),
                        (o.dilation_h_factor, o.dilation_w_factor))
-    out_shape = (n, axes[0].out, axes[1].out, oc)
-    flat = _depthwise_flat(axes, c * (oc // c), x.size * 4)
-    work = int(np.prod(out_shape, dtype=np.int64)) * kh * kw
-    regions = TapRegions(x.shape, axes, F32, flat=flat, repeat=oc // c,
-                         split=x.size >= DEPTHWISE_SPLIT)
-    width = axes[1].out if flat else 1
     bias_spec = optional_bias(ctx, 2, oc)
-    weights = tiled(w, 1, (kh, kw, width, oc), lambda f: f.reshape(kh, kw, 1, oc))
-    bias = tiled(bias_spec, 2, (axes[1].out, oc), lambda b: b.reshape(1, oc))
-    bind = _depthwise_bind(regions, out_shape, weights, bias, clamp_activation(ctx),
-                           split_parts(work, PARALLEL_MACS))
-    scratch = (regions.nbytes + copied_bytes(w, (kh, kw, width, oc))
-               + copied_bytes(bias_spec, (axes[1].out, oc)))
-    return ctx.done(BoundRun(bind), out_shape, scratch_bytes=scratch)
+    act = clamp_activation(ctx)
+
+    def build(x: TensorSpec, axes: Sequence[Axis]) -> Prepared:
+        out_shape = (n, axes[0].out, axes[1].out, oc)
+        flat = _depthwise_flat(axes, oc, x.size * 4)
+        work = int(np.prod(out_shape, dtype=np.int64)) * kh * kw
+        regions = TapRegions(x.shape, axes, F32, flat=flat, repeat=oc // c,
+                             split=x.size >= DEPTHWISE_SPLIT)
+        width = axes[1].out if flat else 1
+        weights = tiled(w, 1, (kh, kw, width, oc), lambda f: f.reshape(kh, kw, 1, oc))
+        bias = tiled(bias_spec, 2, (axes[1].out, oc), lambda b: b.reshape(1, oc))
+        bind = _depthwise_bind(regions, out_shape, weights, bias, act,
+                               split_parts(work, PARALLEL_MACS))
+        scratch = (regions.nbytes + copied_bytes(w, (kh, kw, width, oc))
+                   + copied_bytes(bias_spec, (axes[1].out, oc)))
+        return ctx.done(BoundRun(bind), out_shape, scratch_bytes=scratch)
+    return with_pad_fusion(build(x, axes), build, axes)
+
+
+def with_pad_fusion(prepared: Prepared, build: Callable[[TensorSpec, Sequence[Axis]], Prepared],
+                    axes: Sequence[Axis]) -> Prepared:
+    """``prepared`` with a ``fuse_pad`` hook (core.fuse): the same op reading the
+    input of a zero PAD before it, whose height and width padding joins its own."""
+    def fuse_pad(x: TensorSpec, pads: Sequence[tuple[int, int]]) -> Prepared | None:
+        grown = []
+        for a, (lo, hi) in zip(axes, pads):
+            if lo < 0 or hi < 0 or a.size - lo - hi < 0:
+                return None
+            grown.append(dataclasses.replace(a, size=a.size - lo - hi, before=a.before + lo,
+                                             after=a.after + hi))
+        fused = build(x, grown)
+        return fused if fused.output_shapes == prepared.output_shapes else None
+    prepared.fuse_pad = fuse_pad
+    return prepared
 
 
 #: Input elements from which a depthwise convolution reads its padding-free

@@ -271,3 +271,80 @@ def test_residual_fusion_without_direct_blas(monkeypatch: pytest.MonkeyPatch) ->
     model = residual_block(add_act="RELU6")
     assert steps(model) == ["CONV_2D"]
     check_all(model, **RESIDUAL_TOL)
+
+
+def padded_conv(op: str, pads: list, stride: int = 1, padding: str = "VALID",
+                size: int = 7, pad_op: str = "PAD", value: float | None = None,
+                extra_reader: bool = False, residual: bool = False) -> bytes:
+    """x -> PAD(pads) -> ``op`` (3x3) [-> ADD x'] : a PAD the convolution may absorb."""
+    mb = ModelBuilder()
+    g = mb.main
+    x = g.input("x", (1, size, size, 4), np.float32)
+    ins = [x, g.constant("p", np.array(pads, np.int32))]
+    if value is not None:
+        ins.append(g.constant("v", np.array([value], np.float32)))
+    p = g.op(pad_op, ins)
+    c = 4 + sum(pads[3])
+    opts = {**CONV, "padding": padding, "stride_h": stride, "stride_w": stride}
+    if op == "CONV_2D":
+        y = g.op(op, [p, g.constant("w", weights(4, 3, 3, c)), g.constant("b", weights(4))],
+                 opts)
+    else:
+        y = g.op(op, [p, g.constant("w", weights(1, 3, 3, c)), g.constant("b", weights(c))],
+                 {**opts, "depth_multiplier": 1})
+    outs = [y]
+    if residual:   # needs stride 1, VALID, 1-pixel pads: the output has the input's shape
+        outs = [g.op("ADD", [y, g.input("r", (1, size, size, 4), np.float32)],
+                     {"fused_activation_function": "NONE"})]
+    if extra_reader:
+        outs.append(g.op("NEG", [p]))
+    g.output(*outs)
+    return mb.build()
+
+
+SPATIAL = [[0, 0], [1, 1], [1, 1], [0, 0]]
+
+
+@pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D"])
+@pytest.mark.parametrize("pads, stride, padding", [
+    (SPATIAL, 1, "VALID"), (SPATIAL, 2, "VALID"), ([[0, 0], [0, 2], [1, 0], [0, 0]], 2, "VALID"),
+    ([[0, 0], [2, 1], [0, 3], [0, 0]], 1, "SAME"), ([[0, 0], [0, 0], [0, 0], [0, 0]], 1, "VALID")])
+def test_zero_pad_is_absorbed_by_the_convolution(op: str, pads: list, stride: int,
+                                                 padding: str) -> None:
+    model = padded_conv(op, pads, stride, padding)
+    assert steps(model) == [op]
+    check(model, rtol=1e-5, atol=1e-5)      # and bit for bit against the unfused plan
+
+
+def test_large_depthwise_reads_the_unpadded_input_in_place() -> None:
+    # 96x96x4: the split-interior path; only thin borders are copied
+    model = padded_conv("DEPTHWISE_CONV_2D", SPATIAL, 1, "VALID", size=96)
+    assert steps(model) == ["DEPTHWISE_CONV_2D"]
+    check(model, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", [
+    {"pad_op": "PADV2", "value": 0.0},
+])
+def test_padv2_with_zero_is_absorbed(case: dict) -> None:
+    model = padded_conv("DEPTHWISE_CONV_2D", SPATIAL, **case)
+    assert steps(model) == ["DEPTHWISE_CONV_2D"]
+    check(model, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", [
+    {"pads": [[0, 0], [1, 1], [1, 1], [0, 2]]},                 # channels padded too
+    {"pads": SPATIAL, "pad_op": "PADV2", "value": 1.5},         # not zero
+    {"pads": SPATIAL, "pad_op": "PADV2", "value": -0.0},        # not +0.0
+    {"pads": SPATIAL, "extra_reader": True},                    # padded tensor read twice
+])
+def test_pad_not_absorbed(case: dict) -> None:
+    model = padded_conv("DEPTHWISE_CONV_2D", **case)
+    assert steps(model)[0] in ("PAD", "PADV2")
+    check(model, rtol=1e-5, atol=1e-5)
+
+
+def test_pad_conv_and_residual_add_all_fuse() -> None:
+    model = padded_conv("CONV_2D", SPATIAL, residual=True)
+    assert steps(model) == ["CONV_2D"]
+    check_all(model, rtol=1e-5, atol=1e-4)
