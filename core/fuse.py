@@ -20,6 +20,13 @@ disappears: the kernel reads the PAD's input (a large depthwise layer then
 reads its interior in place and copies only thin borders). Values are
 unchanged.
 
+A float op whose last step is adding a constant per-channel bias (it offers
+``Prepared.unbias``: a depthwise convolution without activation), read only
+by a linear op that can take that bias over (``Prepared.fold_bias``: a 1x1
+stride-1 CONV_2D with constant weights adds ``bias @ W`` to its own bias),
+skips the add: one pass fewer. The sums associate differently (within the
+convolution's tolerance).
+
 A float ADD of two same-shaped tensors where one operand comes from a CPU
 kernel that offers ``Prepared.fuse_add`` (the float CONV_2D: it fills its
 output with the other operand plus its bias and lets BLAS accumulate the
@@ -219,3 +226,39 @@ def fuse_pads(sg: Subgraph, steps: list[Any], outputs_kept: set[int],
                                 prepared)
         dropped.add(i)
     return [replaced.get(i, s) for i, s in enumerate(steps) if i not in dropped]
+
+
+def fold_biases(sg: Subgraph, steps: list[Any], outputs_kept: set[int],
+                make_step: Callable[[Operator, Prepared], Any]) -> list[Any]:
+    """``steps`` where each (op offering ``unbias``, sole reader offering
+    ``fold_bias``) pair moves the bias add into the reader."""
+    readers: dict[int, int] = {}
+    writer: dict[int, int] = {}
+    for i, step in enumerate(steps):
+        for t in step.reads:
+            if t >= 0:
+                readers[t] = readers.get(t, 0) + 1
+        for t in step.writes:
+            writer[t] = i
+    steps = list(steps)
+    for j, step in enumerate(steps):
+        fold = getattr(getattr(step, "prepared", None), "fold_bias", None)
+        if fold is None or step.dynamic or not step.op.inputs:
+            continue
+        t = step.op.inputs[0]
+        i = writer.get(t)
+        unbias = getattr(getattr(steps[i], "prepared", None), "unbias", None) \
+            if i is not None else None
+        if unbias is None or steps[i].dynamic or readers.get(t) != 1 or t in outputs_kept \
+                or sg.tensors[t].type_name != "FLOAT32" or len(steps[i].op.outputs) != 1:
+            continue
+        try:
+            bare, bias = unbias()
+            folded = fold(bias)
+        except EdgeplexError:
+            continue
+        if folded is None or bare.output_shapes != steps[i].prepared.output_shapes:
+            continue
+        steps[i] = make_step(steps[i].op, bare)
+        steps[j] = make_step(step.op, folded)
+    return steps

@@ -105,6 +105,12 @@ class Prepared:
     #: ``fuse_pad(x, ((top, bottom), (left, right)))`` returns the Prepared of
     #: this op on ``x`` (its input 0) zero-padded that much, or None to decline.
     fuse_pad: Callable[[TensorSpec, Any], "Prepared | None"] | None = None
+    #: Optional: ``unbias()`` -> (this op without adding its constant per-channel
+    #: bias, that bias), offered when nothing follows the bias add in the op.
+    unbias: Callable[[], "tuple[Prepared, np.ndarray]"] | None = None
+    #: Optional: ``fold_bias(b)`` -> this op for an input missing the per-channel
+    #: bias ``b`` (a linear op adds its image to its own bias), or None.
+    fold_bias: Callable[[np.ndarray], "Prepared | None"] | None = None
 
 
 class Runtime:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import EdgeplexError, InterpreterError, ModelError, UnsupportedOpError
-from .fuse import fuse_activations, fuse_pads, fuse_residual_adds
+from .fuse import fold_biases, fuse_activations, fuse_pads, fuse_residual_adds
 from .ir import Model, Operator, Subgraph
 from .kernel_api import BoundRun, OpContext, Prepared, Runtime, TensorSpec
 from .memory import ArenaPlan, Interval, arena_views, plan_arena
@@ -104,7 +104,8 @@ class PlanOptions:
     memory_limit: int = DEFAULT_MEMORY_LIMIT
     fold_constants: bool = True
     #: fold standalone RELU / RELU6 / RELU_N1_TO_1 into the op before, zero PADs
-    #: into the convolution after and residual ADDs into the one before (core.fuse)
+    #: into the convolution after, a depthwise bias into the 1x1 conv after and
+    #: residual ADDs into the convolution before (core.fuse)
     fuse_ops: bool = True
 
 
@@ -159,6 +160,7 @@ class SubgraphPlan:
             kept = set(self.sg.outputs)
             self.steps = fuse_activations(self.sg, self.steps, kept, self._prepare_fused, step)
             self.steps = fuse_pads(self.sg, self.steps, kept, self.spec, step)
+            self.steps = fold_biases(self.sg, self.steps, kept, step)
             self.steps = fuse_residual_adds(self.sg, self.steps, kept, self.spec, step)
         if allocate:
             self._allocate()
