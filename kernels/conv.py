@@ -263,9 +263,28 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     weights = operand(w, 1, lambda f: f.reshape(groups, oc // groups, -1).transpose(0, 2, 1))
     bias = optional_bias(ctx, 2, oc)
 
-    def build(x: TensorSpec, axes: Sequence[Axis]) -> Prepared:
-        return gemm_conv(ctx, x, axes, groups, weights, oc, bias)
-    return with_pad_fusion(build(x, axes), build, axes)
+    def build(x: TensorSpec, axes: Sequence[Axis], bias: TensorSpec | None = bias
+              ) -> Prepared:
+        prepared = gemm_conv(ctx, x, axes, groups, weights, oc, bias)
+        prepared.fuse_pad = pad_fusion(prepared, lambda x, grown: build(x, grown, bias), axes)
+        direct = all(a.filter == 1 and a.stride == 1 and not a.before and not a.after
+                     for a in axes)
+        if direct and groups == 1 and w.is_constant and (bias is None or bias.is_constant):
+            prepared.fold_bias = partial(_fold_bias, build, x, axes, w, bias)
+        return prepared
+    return build(x, axes)
+
+
+def _fold_bias(build: Callable[..., Prepared], x: TensorSpec, axes: Sequence[Axis],
+               w: TensorSpec, bias: TensorSpec | None, incoming: np.ndarray) -> Prepared:
+    """A 1x1 convolution whose input lost its per-channel bias ``incoming``: its own
+    bias grows by ``incoming @ W`` (computed once, in double)."""
+    matrix = w.data.reshape(w.shape[0], -1).astype(np.float64)
+    total = matrix @ incoming.astype(np.float64).reshape(-1)
+    if bias is not None:
+        total += bias.data.reshape(-1)
+    grown = TensorSpec(w.tensor, (w.shape[0],), total.astype(np.float32))
+    return build(x, axes, grown)
 
 
 @register("CONV_3D", versions=(1, 1), types=FLOAT_TYPES)
@@ -314,7 +333,17 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     bias_spec = optional_bias(ctx, 2, oc)
     act = clamp_activation(ctx)
 
-    def build(x: TensorSpec, axes: Sequence[Axis]) -> Prepared:
+    def build(x: TensorSpec, axes: Sequence[Axis], bias_spec: TensorSpec | None = bias_spec
+              ) -> Prepared:
+        prepared = depthwise(x, axes, bias_spec)
+        prepared.fuse_pad = pad_fusion(prepared, lambda x, grown: build(x, grown, bias_spec),
+                                       axes)
+        if act is None and bias_spec is not None and bias_spec.is_constant:
+            prepared.unbias = lambda: (build(x, axes, None), bias_spec.data.reshape(-1))
+        return prepared
+
+    def depthwise(x: TensorSpec, axes: Sequence[Axis], bias_spec: TensorSpec | None
+                  ) -> Prepared:
         out_shape = (n, axes[0].out, axes[1].out, oc)
         flat = _depthwise_flat(axes, oc, x.size * 4)
         work = int(np.prod(out_shape, dtype=np.int64)) * kh * kw
@@ -328,12 +357,12 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
         scratch = (regions.nbytes + copied_bytes(w, (kh, kw, width, oc))
                    + copied_bytes(bias_spec, (axes[1].out, oc)))
         return ctx.done(BoundRun(bind), out_shape, scratch_bytes=scratch)
-    return with_pad_fusion(build(x, axes), build, axes)
+    return build(x, axes)
 
 
-def with_pad_fusion(prepared: Prepared, build: Callable[[TensorSpec, Sequence[Axis]], Prepared],
-                    axes: Sequence[Axis]) -> Prepared:
-    """``prepared`` with a ``fuse_pad`` hook (core.fuse): the same op reading the
+def pad_fusion(prepared: Prepared, build: Callable[[TensorSpec, Sequence[Axis]], Prepared],
+               axes: Sequence[Axis]) -> Callable[..., Prepared | None]:
+    """The ``fuse_pad`` hook (core.fuse) of ``prepared``: the same op reading the
     input of a zero PAD before it, whose height and width padding joins its own."""
     def fuse_pad(x: TensorSpec, pads: Sequence[tuple[int, int]]) -> Prepared | None:
         grown = []
@@ -344,8 +373,7 @@ def with_pad_fusion(prepared: Prepared, build: Callable[[TensorSpec, Sequence[Ax
                                              after=a.after + hi))
         fused = build(x, grown)
         return fused if fused.output_shapes == prepared.output_shapes else None
-    prepared.fuse_pad = fuse_pad
-    return prepared
+    return fuse_pad
 
 
 #: Input elements from which a depthwise convolution reads its padding-free

@@ -348,3 +348,66 @@ def test_pad_conv_and_residual_add_all_fuse() -> None:
     model = padded_conv("CONV_2D", SPATIAL, residual=True)
     assert steps(model) == ["CONV_2D"]
     check_all(model, rtol=1e-5, atol=1e-4)
+
+
+def depthwise_then_1x1(dw_act: str = "NONE", conv_kernel: int = 1, dw_bias: bool = True,
+                       conv_bias: bool = True, extra_reader: bool = False,
+                       channels: int = 4) -> bytes:
+    """x -> DEPTHWISE_CONV_2D 3x3 -> CONV_2D (``conv_kernel`` square, VALID)."""
+    mb = ModelBuilder()
+    g = mb.main
+    x = g.input("x", (1, 6, 6, channels), np.float32)
+    dwb = g.constant("dwb", weights(channels) * 3) if dw_bias else None
+    y = g.op("DEPTHWISE_CONV_2D", [x, g.constant("dw", weights(1, 3, 3, channels)), dwb],
+             {**CONV, "fused_activation_function": dw_act, "depth_multiplier": 1})
+    cb = g.constant("cb", weights(5)) if conv_bias else None
+    z = g.op("CONV_2D", [y, g.constant("cw", weights(5, conv_kernel, conv_kernel, channels)),
+                         cb], {**CONV, "padding": "VALID"})
+    g.output(z, *([g.op("NEG", [y])] if extra_reader else []))
+    return mb.build()
+
+
+def bias_folded(model: bytes) -> bool:
+    """True when the plan moved the depthwise bias into the conv (core.fuse)."""
+    from edgeplex.core import plan
+    changed: list[bool] = []
+    original = plan.fold_biases
+
+    def spy(sg: Any, steps: list, kept: set, make_step: Any) -> list:
+        out = original(sg, steps, kept, make_step)
+        changed.append(any(a is not b for a, b in zip(steps, out)))
+        return out
+    plan.fold_biases = spy
+    try:
+        edgeplex.Interpreter(model_content=model).allocate_tensors()
+    finally:
+        plan.fold_biases = original
+    return changed == [True]
+
+
+#: 4 taps x 9 products, plus a bias moved across the 1x1 conv (reassociated)
+FOLD_TOL = {"rtol": 1e-5, "atol": 2e-5}
+
+
+@pytest.mark.parametrize("conv_bias", [True, False])
+def test_depthwise_bias_moves_into_the_1x1_conv(conv_bias: bool) -> None:
+    model = depthwise_then_1x1(conv_bias=conv_bias)
+    assert bias_folded(model)
+    reference = model if conv_bias else None
+    inputs = random_inputs(model)
+    got = run(model, inputs)
+    unfused = run(model, inputs, experimental_preserve_all_tensors=True)
+    np.testing.assert_allclose(got[0], unfused[0], **FOLD_TOL)
+    if reference is not None:   # LiteRT's CONV_2D needs a bias input
+        assert_close(got, run_litert(model, inputs), **FOLD_TOL)
+
+
+@pytest.mark.parametrize("case", [
+    {"dw_act": "RELU6"},          # the bias is not the depthwise's last step
+    {"conv_kernel": 3},           # a 3x3 conv: zero padding carries no bias
+    {"extra_reader": True},       # the depthwise output is read elsewhere
+])
+def test_depthwise_bias_stays(case: dict) -> None:
+    model = depthwise_then_1x1(**case)
+    assert not bias_folded(model)
+    check(model, **FOLD_TOL)
