@@ -383,6 +383,20 @@ def pad_fusion(prepared: Prepared, build: Callable[[TensorSpec, Sequence[Axis]],
 DEPTHWISE_SPLIT = 1 << 16
 
 
+#: Longest flat row one depthwise einsum call multiply-accumulates: the output,
+#: tap and weight stretches of longer rows no longer fit the L1 cache together
+#: (rows of 5-8K floats ran 10-15% faster cut in 4K pieces).
+FLAT_CHUNK = 4096
+
+
+def _row_chunks(length: int) -> list[slice]:
+    """Near-equal pieces of a flat row of ``length`` (0: the whole last axis)."""
+    if length <= FLAT_CHUNK:
+        return [slice(None)]
+    n = -(-length // FLAT_CHUNK)
+    return [span(length, i, n) for i in range(n)]
+
+
 def _depthwise_flat(axes: Sequence[Axis], channels: int, in_bytes: int) -> bool:
     """Whether whole output rows (flat views) beat per-pixel channel runs.
 
@@ -447,8 +461,11 @@ def _depthwise_bind(regions: TapRegions, out_shape: tuple[int, ...],
             calls: list[Call] = []
             for r0, src, dst, ww in jobs:
                 a, z = max(part.start - r0, 0), min(part.stop - r0, dst.shape[1])
-                if z > a:
-                    calls.append(partial(c_einsum, spec, src[:, a:z], ww, out=dst[:, a:z]))
+                if z <= a:
+                    continue
+                for q in _row_chunks(dst.shape[2] if regions.flat else 0):
+                    calls.append(partial(c_einsum, spec, src[:, a:z, ..., q], ww[..., q],
+                                         out=dst[:, a:z, ..., q]))
             return calls + finish_calls(rows[:, part], b, act)
         first = [partial(np.copyto, dst, x[index]) for r in regions.regions
                  for dst, index in r.copies] + w_calls + b_calls

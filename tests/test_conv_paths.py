@@ -58,13 +58,15 @@ def check_threads(model: bytes, k: int) -> None:
 
 @pytest.fixture(params=["flat", "per-pixel"])
 def layout(request: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Force flat or per-pixel depthwise views, split interiors, 3 parts per layer."""
+    """Force flat or per-pixel depthwise views, split interiors, 3 parts per layer,
+    flat rows cut in pieces of 7 values."""
     if request.param == "flat":
         monkeypatch.setattr(conv, "_depthwise_flat", lambda axes, c, nbytes: True)
     else:
         monkeypatch.setattr(conv, "_depthwise_flat", lambda axes, c, nbytes: axes[1].out == 1)
     monkeypatch.setattr(conv, "DEPTHWISE_SPLIT", 0)
     monkeypatch.setattr(conv, "split_parts", lambda work, threshold: 3)
+    monkeypatch.setattr(conv, "FLAT_CHUNK", 7)
     yield request.param
 
 
