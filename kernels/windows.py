@@ -308,14 +308,18 @@ class ViewCache:
 
 
 #: Work from which an op is split in two halves across threads. Waking a
-#: worker costs tens of microseconds at worst, and an op reading what another
-#: core wrote pays for moving it between the cores' caches (on this project's
-#: 2-core machine a serial 1x1 conv after a split depthwise layer took 0.31 ->
-#: 0.43 ms). Halves keep consecutive split ops on the same rows per core (the
-#: caller takes the first half, a prompt worker the second). Multiply-adds of
-#: numpy loops (einsum, ~7 per ns) and of BLAS products (~40 per ns per core).
-PARALLEL_MACS = 900_000
-PARALLEL_GEMM = 1 << 22
+#: worker costs tens of microseconds at worst, and an op reading what the
+#: other core wrote pays for moving it between the cores' caches: on this
+#: project's 2-core machine a serial 1x1 conv after a split depthwise layer
+#: took 0.13 -> 0.23 ms. Measured whole models (1 vs 2 threads, quiet
+#: machine): lower thresholds made face_detection_full_range 15% and
+#: face_landmark 9% slower; these split only layers big enough that their
+#: neighbours split too (face_detection_back's 128x128 blocks: 11.4 -> 9.8 ms)
+#: and leave the rest neutral. Multiply-adds of numpy loops (einsum) and of
+#: BLAS products. Halves keep consecutive split ops on the same rows per core
+#: (the caller takes the first half, a prompt worker the second).
+PARALLEL_MACS = 3_000_000
+PARALLEL_GEMM = 1 << 23
 #: Least output rows of one half of a split matrix product.
 PARALLEL_ROWS = 256
 

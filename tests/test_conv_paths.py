@@ -88,7 +88,7 @@ def test_depthwise_forced_paths(layout: str, n: int, h: int, w: int, c: int, mul
 
 
 @pytest.mark.parametrize("in_shape, stride, padding", [
-    ((1, 64, 64, 16), (1, 1), "SAME"),      # split interior, flat, threads
+    ((1, 128, 128, 24), (1, 1), "SAME"),    # split interior, flat, in halves on threads
     ((1, 33, 31, 24), (2, 2), "SAME"),      # odd sizes: padding on both sides
     ((1, 16, 16, 128), (2, 2), "SAME"),     # per-pixel views (many channels, stride 2)
     ((2, 40, 40, 32), (1, 2), "VALID"),     # gathered columns, batch of 2
@@ -150,8 +150,8 @@ def test_conv_3d_in_line_blocks(three_parts: None) -> None:
 
 
 @pytest.mark.parametrize("in_shape, filter_shape, stride", [
-    ((1, 64, 64, 16), (64, 1, 1, 16), 1),    # direct 1x1 GEMM in halves across threads
-    ((1, 128, 128, 3), (48, 3, 3, 3), 2),    # im2col halves
+    ((1, 128, 128, 32), (32, 1, 1, 32), 1),  # direct 1x1 GEMM in halves across threads
+    ((1, 256, 256, 3), (32, 3, 3, 3), 2),    # im2col halves
 ])
 def test_conv_2d_natural_blocks(in_shape: tuple[int, ...], filter_shape: tuple[int, ...],
                                 stride: int) -> None:

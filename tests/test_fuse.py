@@ -252,7 +252,7 @@ def test_residual_fusion_large_and_in_halves() -> None:
     # a 1x1 conv big enough to split across threads, with and without the BLAS path
     mb = ModelBuilder()
     g = mb.main
-    x = g.input("x", (1, 64, 64, 32), np.float32)
+    x = g.input("x", (1, 128, 128, 32), np.float32)
     y = g.op("CONV_2D", [x, g.constant("w", weights(32, 1, 1, 32)),
                          g.constant("b", weights(32))], CONV)
     g.output(g.op("ADD", [x, y], {"fused_activation_function": "RELU"}))
