@@ -318,6 +318,19 @@ def prepare_softmax(ctx: OpContext) -> Prepared:
     red = np.empty(rows, np.float32)
     work = np.empty(shape, np.float32) if ctx.input(0).type_name == "FLOAT16" else None
 
+    if work is None:   # float32: bound ufunc calls (np.max / np.sum are these reduces)
+        def bind(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> Calls:
+            x, e = ins[0], outs[0]
+            calls = [partial(np.maximum.reduce, x, -1, None, red, True),
+                     partial(np.subtract, x, red, e)]
+            if beta != 1:
+                calls.append(partial(np.multiply, e, beta, e))
+            return Calls([], calls + [partial(np.exp, e, e),
+                                      partial(np.add.reduce, e, -1, None, red, True),
+                                      partial(np.reciprocal, red, red),
+                                      partial(np.multiply, e, red, e)])
+        return ctx.done(BoundRun(bind), shape, scratch_bytes=red.nbytes)
+
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         e = outs[0] if work is None else work
         np.max(ins[0], axis=-1, keepdims=True, out=red)
