@@ -168,7 +168,6 @@ def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
     out_shape = (x.shape[0], *(a.out for a in axes), out_channels)
     im2col = Im2col(x.shape, axes, groups)
     ocg = out_channels // groups
-    get_bias = operand(bias, 2, lambda b: b.reshape(-1))
     size = im2col.line_rows
     # bias and clamp run over whole output lines (the bias tiled along a line):
     # numpy's inner loop is then a line, not out_channels elements
