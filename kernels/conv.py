@@ -4,11 +4,23 @@ CONV_3D, FULLY_CONNECTED and BATCH_MATMUL.
 Convolutions are GEMMs: the input is padded once into a buffer allocated at
 prepare, turned into a patch matrix by copying a strided im2col view into
 another preallocated buffer (skipped for 1x1 stride-1 filters, whose patch
-matrix is the input itself), and multiplied with the filter matrix straight
-into the output. Depthwise convolution is one einsum over a strided view of
-all filter taps (:class:`~.windows.TapRows`) with the weights tiled along the
-output width, so its inner loop runs over whole output rows; transposed convolution is one GEMM followed by one strided add
-per filter tap (col2im). Constant filters are re-laid out once, at prepare.
+matrix is the input itself), and multiplied with the filter matrix. With a
+bias the output is first filled with the bias (tiled along an output line)
+and BLAS accumulates the product into it (:mod:`.blas`), so the bias costs
+no pass of its own; the clamp follows. Depthwise convolution is one einsum
+per output region over a strided view of all filter taps
+(:class:`~.windows.TapRegions`: the interior read in place, thin padded
+borders) with the weights tiled along the output width, so its inner loop
+runs over whole output rows. Transposed convolution is one GEMM followed by
+one strided add per filter tap (col2im). Constant filters are re-laid out
+once, at prepare.
+
+Every run is a list of numpy calls bound once to the step's arrays
+(:class:`~edgeplex.core.kernel_api.BoundRun`); layers big enough are cut in
+two halves of output rows for the interpreter's thread budget. The
+prepared ops offer the plan's fusion hooks (core.fuse): CONV_2D takes over a
+residual ADD after it and a depthwise bias before it, both take over a zero
+PAD before them, and a depthwise layer without activation hands its bias on.
 
 Weights must be float32 here: int8 / uint8 weights with a float input are
 hybrid (dynamic-range) models, which this module refuses with an
