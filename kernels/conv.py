@@ -184,7 +184,7 @@ def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
     # bias and clamp run over whole output lines (the bias tiled along a line):
     # numpy's inner loop is then a line, not out_channels elements
     line_bias = tiled(bias, 2, (size, out_channels), lambda b: b.reshape(1, -1))
-    parts = gemm_parts(im2col.rows, im2col.lines, im2col.depth, out_channels)
+    parts = gemm_parts(im2col.rows, im2col.lines, im2col.depth, out_channels, x.size * 4)
     scratch = im2col.scratch_bytes + copied_bytes(bias, (size, out_channels))
 
     def binder(residual: int | None, clamp: Any) -> Callable[..., Calls]:
@@ -234,7 +234,8 @@ def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
     return prepared
 
 
-def gemm_parts(rows: int, lines: int, depth: int, out_channels: int) -> int:
+def gemm_parts(rows: int, lines: int, depth: int, out_channels: int, input_bytes: int = 0
+               ) -> int:
     """Parts (halves of the output lines, or 1) of a convolution's matrix product.
 
     Only products with many rows split: splitting output channels, or a few
@@ -243,7 +244,7 @@ def gemm_parts(rows: int, lines: int, depth: int, out_channels: int) -> int:
     """
     if lines < 2 or rows < 2 * PARALLEL_ROWS or rows < out_channels:
         return 1
-    return split_parts(rows * depth * out_channels, PARALLEL_GEMM)
+    return split_parts(rows * depth * out_channels, PARALLEL_GEMM, input_bytes)
 
 
 def copied_bytes(spec: TensorSpec | None, shape: tuple[int, ...]) -> int:
@@ -364,7 +365,7 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
         weights = tiled(w, 1, (kh, kw, width, oc), lambda f: f.reshape(kh, kw, 1, oc))
         bias = tiled(bias_spec, 2, (axes[1].out, oc), lambda b: b.reshape(1, oc))
         bind = _depthwise_bind(regions, out_shape, weights, bias, act,
-                               split_parts(work, PARALLEL_MACS))
+                               split_parts(work, PARALLEL_MACS, x.size * 4))
         scratch = (regions.nbytes + copied_bytes(w, (kh, kw, width, oc))
                    + copied_bytes(bias_spec, (axes[1].out, oc)))
         return ctx.done(BoundRun(bind), out_shape, scratch_bytes=scratch)
@@ -636,7 +637,7 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
     weights = operand(w, 1, lambda f: f.T)
     bias = operand(optional_bias(ctx, 2, units), 2, lambda b: b.reshape(-1))
     act = clamp_activation(ctx)
-    parts = gemm_parts(rows, rows, depth, units)
+    parts = gemm_parts(rows, rows, depth, units, x.size * 4)
 
     def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
         x, out = as_shape(ins[0], (rows, depth)), as_shape(outs[0], (rows, units))

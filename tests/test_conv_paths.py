@@ -65,7 +65,7 @@ def layout(request: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     else:
         monkeypatch.setattr(conv, "_depthwise_flat", lambda axes, c, nbytes: axes[1].out == 1)
     monkeypatch.setattr(conv, "DEPTHWISE_SPLIT", 0)
-    monkeypatch.setattr(conv, "split_parts", lambda work, threshold: 3)
+    monkeypatch.setattr(conv, "split_parts", lambda work, threshold, input_bytes=0: 3)
     monkeypatch.setattr(conv, "FLAT_CHUNK", 7)
     yield request.param
 
@@ -102,7 +102,7 @@ def test_depthwise_natural_paths(in_shape: tuple[int, ...], stride: tuple[int, i
 @pytest.fixture
 def three_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Split every matrix product into 3 blocks of output lines (or rows)."""
-    monkeypatch.setattr(conv, "gemm_parts", lambda rows, lines, depth, channels: 3)
+    monkeypatch.setattr(conv, "gemm_parts", lambda rows, lines, depth, channels, nbytes=0: 3)
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
