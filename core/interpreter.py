@@ -7,12 +7,14 @@ planned, outputs preallocated); ``invoke()`` only runs that plan.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import InterpreterError, ModelError
 from .ir import Model, Tensor
+from .parallel import thread_budget
 from .plan import DEFAULT_MEMORY_LIMIT, PlanOptions, PlanRuntime, ProfileRecord, SubgraphPlan
 from .reader import read_model
 
@@ -333,23 +335,42 @@ def _check_strict_resize(t: Tensor, shape: tuple[int, ...]) -> None:
                 f"fixed at {want} (shape_signature {list(sig)}); only -1 dimensions may change")
 
 
+@lru_cache(maxsize=1)
+def _blas_libraries() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS libraries loaded (numpy's), found once."""
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController().select(user_api="blas").lib_controllers
+
+
 class _ThreadLimit:
-    """Limits BLAS threads to ``num_threads`` during invoke (threadpoolctl)."""
+    """During invoke: kernels may use ``num_threads`` threads (:mod:`.parallel`;
+    None: every CPU), and BLAS runs single-threaded inside them (threadpoolctl).
+
+    Kernels split large matrix products across the budget themselves. OpenBLAS's
+    own threads busy-wait for each other: when another process holds a core, a
+    2-thread GEMM that takes 0.1 ms alone stalls ~8 ms on this 2-core machine,
+    every call; a kernel's parts instead go to whichever thread is free.
+    """
 
     def __init__(self, n: int | None) -> None:
         self.n = n
-        self._ctl: Any = None
-        self._ctx: Any = None
+        self._blas: list[Any] | None = None
+        self._saved: list[int] = []
+        self._budget: Any = None
 
     def __enter__(self) -> None:
-        if self.n is None:
-            return
-        if self._ctl is None:
-            from threadpoolctl import ThreadpoolController
-            self._ctl = ThreadpoolController()
-        self._ctx = self._ctl.limit(limits=self.n)
+        self._budget = thread_budget(self.n)
+        self._budget.__enter__()
+        if self._blas is None:
+            self._blas = _blas_libraries()
+        # the libraries' own setters: ~5 us, where threadpoolctl's limit() takes ~45
+        self._saved = [lib.get_num_threads() for lib in self._blas]
+        for lib, n in zip(self._blas, self._saved):
+            if n != 1:
+                lib.set_num_threads(1)
 
     def __exit__(self, *exc: Any) -> None:
-        if self._ctx is not None:
-            self._ctx.restore_original_limits()
-            self._ctx = None
+        self._budget.__exit__(None, None, None)
+        for lib, n in zip(self._blas or (), self._saved):
+            if n != 1:
+                lib.set_num_threads(n)

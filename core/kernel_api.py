@@ -8,13 +8,16 @@ shape ``None``; then ``run`` returns the output arrays instead.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
 
 from .errors import ModelError, UnsupportedOpError
 from .ir import Model, Operator, Quantization, Sparsity, Subgraph, Tensor
+from .parallel import parallel
 
 RunFn = Callable[[Sequence[Any], Sequence[Any]], Any]
 
@@ -93,6 +96,21 @@ class Prepared:
     output_dtypes: list[np.dtype] | None = None
     #: Arrays run() needs that prepare computed (for memory accounting only).
     constants: list[np.ndarray] = field(default_factory=list)
+    #: Optional: absorb a following float ADD of a same-shaped tensor (core.fuse).
+    #: ``fuse_add(residual, index, activation)`` returns the Prepared of this op
+    #: with ``residual`` as its extra input ``index`` added to its output and the
+    #: ADD's fused activation applied (as ADD clamps), or None to decline.
+    fuse_add: Callable[[TensorSpec, int, str], "Prepared | None"] | None = None
+    #: Optional: read the input of a zero PAD before this op instead (core.fuse).
+    #: ``fuse_pad(x, ((top, bottom), (left, right)))`` returns the Prepared of
+    #: this op on ``x`` (its input 0) zero-padded that much, or None to decline.
+    fuse_pad: Callable[[TensorSpec, Any], "Prepared | None"] | None = None
+    #: Optional: ``unbias()`` -> (this op without adding its constant per-channel
+    #: bias, that bias), offered when nothing follows the bias add in the op.
+    unbias: Callable[[], "tuple[Prepared, np.ndarray]"] | None = None
+    #: Optional: ``fold_bias(b)`` -> this op for an input missing the per-channel
+    #: bias ``b`` (a linear op adds its image to its own bias), or None.
+    fold_bias: Callable[[np.ndarray], "Prepared | None"] | None = None
 
 
 class Runtime:
@@ -171,3 +189,60 @@ class OpContext:
         """Shorthand for ``Prepared(run, list(shapes), scratch_bytes)``."""
         return Prepared(run, [None if s is None else tuple(int(d) for d in s) for s in shapes],
                         scratch_bytes, dtypes)
+
+
+Call = Callable[[], Any]
+
+
+@dataclass
+class Calls:
+    """One op's numpy calls, bound to its arrays: ``first`` (copies every run
+    needs before the rest), then either ``whole`` or every list of ``parts``."""
+
+    first: list[Call] = field(default_factory=list)
+    whole: list[Call] = field(default_factory=list)
+    parts: list[list[Call]] = field(default_factory=list)
+
+
+class BoundRun:
+    """A run function built from ``bind(ins, outs) -> Calls``, bound once.
+
+    The interpreter hands a step the same arrays on every run, so the calls
+    are built on the first run and only rebuilt when an array changes (a
+    dynamic shape, constant folding). With two or more ``parts`` the parts
+    are shared out to the thread budget (:func:`.parallel.parallel`),
+    else ``whole`` runs on the caller.
+    """
+
+    def __init__(self, bind: Callable[[Sequence[Any], Sequence[Any]], Calls]) -> None:
+        self._bind = bind
+        self._arrays: list[Any] = []
+        self._calls = Calls()
+
+    def __call__(self, ins: Sequence[Any], outs: Sequence[Any]) -> None:
+        arrays = self._arrays
+        if len(arrays) != len(ins) + len(outs) or not all(
+                map(operator.is_, arrays, [*ins, *outs])):
+            self._calls = self._bind(ins, outs)
+            self._arrays = [*ins, *outs]
+        calls = self._calls
+        for call in calls.first:
+            call()
+        if len(calls.parts) > 1:
+            parallel(self._part, len(calls.parts))
+        else:
+            for call in calls.whole:
+                call()
+
+    def flat(self, ins: Sequence[Any], outs: Sequence[Any]) -> list[Call]:
+        """Bind to these arrays now; the calls of one run, for the caller to make in
+        a row (the interpreter's plan does so for its fixed arrays)."""
+        calls = self._calls = self._bind(ins, outs)
+        self._arrays = [*ins, *outs]
+        if len(calls.parts) > 1:
+            return [*calls.first, partial(parallel, self._part, len(calls.parts))]
+        return [*calls.first, *calls.whole]
+
+    def _part(self, i: int, n: int) -> None:
+        for call in (self._calls.whole if n == 1 else self._calls.parts[i]):
+            call()

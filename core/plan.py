@@ -17,8 +17,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import EdgeplexError, InterpreterError, ModelError, UnsupportedOpError
+from .fuse import fold_biases, fuse_activations, fuse_pads, fuse_residual_adds
 from .ir import Model, Operator, Subgraph
-from .kernel_api import OpContext, Prepared, Runtime, TensorSpec
+from .kernel_api import BoundRun, OpContext, Prepared, Runtime, TensorSpec
 from .memory import ArenaPlan, Interval, arena_views, plan_arena
 
 DEFAULT_MEMORY_LIMIT = 4 * 2**30
@@ -102,6 +103,10 @@ class PlanOptions:
     preserve_all_tensors: bool = False
     memory_limit: int = DEFAULT_MEMORY_LIMIT
     fold_constants: bool = True
+    #: fold standalone RELU / RELU6 / RELU_N1_TO_1 into the op before, zero PADs
+    #: into the convolution after, a depthwise bias into the 1x1 conv after and
+    #: residual ADDs into the convolution before (core.fuse)
+    fuse_ops: bool = True
 
 
 #: Ops never computed at allocate time even when their inputs are constant.
@@ -149,9 +154,18 @@ class SubgraphPlan:
         self.steps: list[Any] = [s for s in steps if s is not None]
         if delegation is not None:
             self.steps = delegation.schedule(self)
+        if allocate and not self.options.preserve_all_tensors and self.options.fuse_ops:
+            def step(op: Operator, prepared: Prepared) -> Step:
+                return Step(op, _unbound, prepared)
+            kept = set(self.sg.outputs)
+            self.steps = fuse_activations(self.sg, self.steps, kept, self._prepare_fused, step)
+            self.steps = fuse_pads(self.sg, self.steps, kept, self.spec, step)
+            self.steps = fold_biases(self.sg, self.steps, kept, step)
+            self.steps = fuse_residual_adds(self.sg, self.steps, kept, self.spec, step)
         if allocate:
             self._allocate()
         self._calls = [s.call for s in self.steps]
+        self._flat, self._owners = self._flatten()
 
     # -- prepare -------------------------------------------------------------
     def spec(self, t: int, shape: tuple[int, ...] | None = None) -> TensorSpec:
@@ -191,6 +205,12 @@ class SubgraphPlan:
                 self.shapes[t] = shape
         return Step(op, _unbound, prepared)
 
+    def _prepare_fused(self, op: Operator) -> Prepared:
+        """Prepare an operator the fusion pass made (core.fuse)."""
+        prepared = self.resolver.prepare(self._context(op))
+        self._check_prepared(op, prepared)
+        return prepared
+
     def _foldable(self, op: Operator, ctx: OpContext, prepared: Prepared) -> bool:
         """Ops whose inputs are all constant are computed once, here, unless
         they have effects beyond their outputs (variables, control flow,
@@ -206,7 +226,8 @@ class SubgraphPlan:
         outs = [np.empty(shape, self.sg.tensors[t].dtype)
                 for t, shape in zip(op.outputs, prepared.output_shapes)]
         try:
-            prepared.run([None if s is None else s.data for s in ctx.inputs], outs)
+            with np.errstate(all="ignore"):
+                prepared.run([None if s is None else s.data for s in ctx.inputs], outs)
         except EdgeplexError:
             raise
         except Exception as e:
@@ -255,6 +276,27 @@ class SubgraphPlan:
         for step in self.steps:
             if not step.dynamic:
                 step.call = self._bind(step)
+
+    def _flatten(self) -> tuple[list[Callable[[], Any]], list[int]]:
+        """The calls of one run in order, and the step each belongs to.
+
+        A kernel whose run is a :class:`BoundRun` contributes its bound numpy
+        calls themselves (the plan's arrays never change), so a run pays no
+        per-step Python beyond the numpy calls.
+        """
+        calls: list[Callable[[], Any]] = []
+        owners: list[int] = []
+        for i, step in enumerate(self.steps):
+            run = step.prepared.run if isinstance(step, Step) and step.prepared else None
+            if isinstance(run, BoundRun) and not step.dynamic and step.call is not _unbound \
+                    and not any(t in self.dynamic for t in step.op.outputs):
+                ins = [None if t < 0 else self.values[t] for t in step.op.inputs]
+                mine = run.flat(ins, [self.values[t] for t in step.op.outputs])
+            else:
+                mine = [step.call]
+            calls += mine
+            owners += [i] * len(mine)
+        return calls, owners
 
     def _check_size(self, t: int) -> None:
         tensor = self.sg.tensors[t]
@@ -316,18 +358,25 @@ class SubgraphPlan:
 
     # -- run -------------------------------------------------------------------
     def run(self, profile: list[ProfileRecord] | None = None) -> None:
-        """Run every step in order (timing each when ``profile`` is a list)."""
+        """Run every step in order (timing each when ``profile`` is a list).
+
+        numpy's floating-point warnings are off for the whole run (inf and NaN
+        are results here, as in TFLite), so kernels need not switch them off
+        one by one (``np.errstate`` costs ~0.5 us a time).
+        """
         if profile is not None:
-            return self._run_profiled(profile)
-        calls = self._calls
+            with np.errstate(all="ignore"):
+                return self._run_profiled(profile)
+        calls = self._flat
         i = 0
         try:
-            for i, call in enumerate(calls):
-                call()
+            with np.errstate(all="ignore"):
+                for i, call in enumerate(calls):
+                    call()
         except EdgeplexError:
             raise
         except Exception as e:
-            raise self._run_error(i, e) from e
+            raise self._run_error(self._owners[i], e) from e
         self.invoked = True
 
     def _run_profiled(self, records: list[ProfileRecord]) -> None:

@@ -13,6 +13,7 @@ preallocated output; scratch buffers are allocated once in prepare.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -23,6 +24,7 @@ from .common import broadcast_shape
 from .elementwise import (F16, F32, expect_output_type, is_empty, nothing_to_do, quiet,
                           register_unary, unary, unary_operand)
 from .registry import register
+from .windows import BoundRun, Calls, clip_ufunc
 
 Compute = Callable[[np.ndarray, np.ndarray], object]
 
@@ -35,11 +37,16 @@ _ERFC_BLOCK = 32768
 
 
 def _clip(lo: float, hi: float) -> Compute:
-    return lambda x, out: np.clip(x, lo, hi, out=out)
+    low, high = np.float32(lo), np.float32(hi)
+    return lambda x, out: clip_ufunc(x, low, high, out)
+
+
+_ZERO, _INF = np.float32(0), np.float32(np.inf)
 
 
 def _relu(x: np.ndarray, out: np.ndarray) -> None:
-    np.maximum(x, 0, out=out)
+    # numpy's clip loop is about twice as fast as maximum's (-0.0 stays -0.0)
+    clip_ufunc(x, _ZERO, _INF, out)
 
 
 def _hard_swish(x: np.ndarray, out: np.ndarray) -> None:
@@ -129,24 +136,62 @@ def _form(alpha: np.ndarray) -> str:
     return "min" if np.all(alpha > 1) else "split"
 
 
+#: Most alpha values tiled into one row (see :func:`_rows`).
+_ROW_LIMIT = 1 << 16
+
+
+def _rows(shape: tuple[int, ...], alpha: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
+    """A 2-D view shape of the data and alpha tiled to one row of it.
+
+    A row is the data's last two dimensions, or more when alpha varies
+    further out (a per-channel slope tiles along the width): numpy's inner
+    loop then runs over whole rows rather than one pixel's channels (2.5x
+    faster on 96x96x16). Returns the data's own shape and alpha when such a
+    row would exceed ``_ROW_LIMIT`` values.
+    """
+    alpha = alpha.reshape((1,) * (len(shape) - alpha.ndim) + alpha.shape)
+    varies = [i for i, d in enumerate(alpha.shape) if d != 1]
+    first = max(0, min([len(shape) - 2, *varies]))
+    row = int(np.prod(shape[first:], dtype=np.int64))
+    if row > _ROW_LIMIT or row == 0:
+        return shape, alpha
+    tile = np.ascontiguousarray(np.broadcast_to(alpha[(0,) * first], shape[first:]))
+    return (int(np.prod(shape[:first], dtype=np.int64)), row), tile.reshape(1, row)
+
+
 def _rectify(ctx: OpContext, shape: tuple[int, ...], alpha: np.ndarray | np.float32 | None,
              keep: Callable[..., np.ndarray]) -> Prepared:
     """keep(x, 0) ? x : alpha * x, alpha constant or input 1 (the sign of a zero aside)."""
     form = None if alpha is None else _form(np.asarray(alpha))
     if form in ("max", "min"):
         pick = np.maximum if form == "max" else np.minimum
+        rows, row_alpha = _rows(shape, np.asarray(alpha, np.float32))
 
-        def compute(x: np.ndarray, out: np.ndarray) -> None:
-            np.multiply(x, alpha, out=out)
-            pick(x, out, out=out)
-        return ctx.done(quiet(lambda ins, outs: compute(ins[0], outs[0])), shape)
+        def bind(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> Calls:
+            x, out = ins[0].reshape(rows), outs[0].reshape(rows)
+            return Calls([], [partial(np.multiply, x, row_alpha, out),
+                              partial(pick, x, out, out=out)])
+        return ctx.done(BoundRun(bind), shape)
     tmp = np.empty(shape, np.float32)
-    mask = np.empty(shape, bool) if form != "split" else None
+    if form == "split":
+        rows, row_alpha = _rows(shape, np.asarray(alpha, np.float32))
+        row_tmp = tmp.reshape(rows)
+
+        def bind_split(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> Calls:
+            # max(x, 0) + alpha * min(x, 0): one term is zero, so only the product
+            # rounds (as LiteRT's alpha * x); clip is numpy's fastest max / min
+            x, out = ins[0].reshape(rows), outs[0].reshape(rows)
+            return Calls([], [partial(clip_ufunc, x, _ZERO, _INF, row_tmp),
+                              partial(clip_ufunc, x, -_INF, _ZERO, out),
+                              partial(np.multiply, out, row_alpha, out),
+                              partial(np.add, out, row_tmp, out)])
+        return ctx.done(BoundRun(bind_split), shape, scratch_bytes=tmp.nbytes)
+    mask = np.empty(shape, bool)
 
     def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         x, out = ins[0], outs[0]
         a = ins[1] if alpha is None else alpha
-        if form == "split" or (form is None and np.isfinite(a).all()):
+        if form is None and np.isfinite(a).all():
             np.maximum(x, 0, out=tmp)
             np.minimum(x, 0, out=out)
             np.multiply(out, a, out=out)
@@ -155,8 +200,7 @@ def _rectify(ctx: OpContext, shape: tuple[int, ...], alpha: np.ndarray | np.floa
             np.multiply(x, a, out=out)
             keep(x, 0, out=mask)
             np.copyto(out, x, where=mask)
-    extra = tmp.nbytes + (0 if mask is None else mask.nbytes)
-    return ctx.done(quiet(run), shape, scratch_bytes=extra)
+    return ctx.done(quiet(run), shape, scratch_bytes=tmp.nbytes + mask.nbytes)
 
 
 # -- GELU ----------------------------------------------------------------------------------

@@ -4,10 +4,23 @@ CONV_3D, FULLY_CONNECTED and BATCH_MATMUL.
 Convolutions are GEMMs: the input is padded once into a buffer allocated at
 prepare, turned into a patch matrix by copying a strided im2col view into
 another preallocated buffer (skipped for 1x1 stride-1 filters, whose patch
-matrix is the input itself), and multiplied with the filter matrix straight
-into the output. Depthwise convolution is a multiply-add per filter tap over
-strided views; transposed convolution is one GEMM followed by one strided add
-per filter tap (col2im). Constant filters are re-laid out once, at prepare.
+matrix is the input itself), and multiplied with the filter matrix. With a
+bias the output is first filled with the bias (tiled along an output line)
+and BLAS accumulates the product into it (:mod:`.blas`), so the bias costs
+no pass of its own; the clamp follows. Depthwise convolution is one einsum
+per output region over a strided view of all filter taps
+(:class:`~.windows.TapRegions`: the interior read in place, thin padded
+borders) with the weights tiled along the output width, so its inner loop
+runs over whole output rows. Transposed convolution is one GEMM followed by
+one strided add per filter tap (col2im). Constant filters are re-laid out
+once, at prepare.
+
+Every run is a list of numpy calls bound once to the step's arrays
+(:class:`~edgeplex.core.kernel_api.BoundRun`); layers big enough are cut in
+two halves of output rows for the interpreter's thread budget. The
+prepared ops offer the plan's fusion hooks (core.fuse): CONV_2D takes over a
+residual ADD after it and a depthwise bias before it, both take over a zero
+PAD before them, and a depthwise layer without activation hands its bias on.
 
 Weights must be float32 here: int8 / uint8 weights with a float input are
 hybrid (dynamic-range) models, which this module refuses with an
@@ -15,16 +28,23 @@ UnsupportedOpError (a hybrid kernel registers with ``when=``).
 """
 from __future__ import annotations
 
+import dataclasses
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
+from edgeplex.core.parallel import span
+
+from .blas import accumulate
 from .common import broadcast_shape
+from .elementwise import RangeClamp, add_clamp_bounds
 from .registry import FLOAT_TYPES, register
-from .windows import (Axis, PaddedInput, ViewCache, as_shape, clamp_activation, tap_indices,
-                      window_axes, window_view)
+from .windows import (PARALLEL_GEMM, PARALLEL_MACS, PARALLEL_ROWS, Axis, BoundRun, Call, Calls, Clamp,
+                      PaddedInput, TapRegions, ViewCache, as_shape, c_einsum, clamp_activation,
+                      split_parts, window_axes, window_view)
 
 F32 = np.float32
 InPlace = Callable[[np.ndarray], Any] | None
@@ -84,17 +104,14 @@ def operand(spec: TensorSpec | None, index: int, relayout: Callable[[np.ndarray]
     return lambda ins: relayout(ins[index])
 
 
-def add_bias(out2d: np.ndarray, bias: np.ndarray | None) -> None:
-    """Add a per-channel bias to a (rows, channels) array in place."""
+def finish_calls(out: np.ndarray, bias: np.ndarray | None, act: Clamp | None) -> list[Call]:
+    """Bias add and fused activation of ``out``, in place, as bound calls."""
+    calls: list[Call] = []
     if bias is not None:
-        np.add(out2d, bias, out=out2d)
-
-
-def finish(out: np.ndarray, bias: np.ndarray | None, act: InPlace) -> None:
-    """Bias add and fused activation, in place."""
-    add_bias(out, bias)
+        calls.append(partial(np.add, out, bias, out))
     if act is not None:
-        act(out)
+        calls.append(act.bind(out))
+    return calls
 
 
 # -- GEMM convolution (CONV_2D, CONV_3D) ----------------------------------------------
@@ -104,40 +121,58 @@ class Im2col:
     ``M`` is the number of output positions, ``K`` the taps times the channels
     of one group. 1x1 stride-1 filters use the input itself (a view);
     otherwise the padded input's strided window view is copied into a buffer
-    allocated once.
+    allocated once, one block of output *lines* (a batch item's output row:
+    ``line_rows`` matrix rows) at a time, so the GEMM of a block can follow
+    its copy while it is still in cache.
     """
 
     def __init__(self, in_shape: Sequence[int], axes: Sequence[Axis], groups: int) -> None:
         n, c = in_shape[0], in_shape[-1]
-        cg = c // groups
-        self.rows = n * int(np.prod([a.out for a in axes], dtype=np.int64))
-        self.depth = int(np.prod([a.filter for a in axes], dtype=np.int64)) * cg
+        self.groups, self.cg = groups, c // groups
+        self.first = axes[0].out
+        self.lines = n * self.first
+        self.line_rows = int(np.prod([a.out for a in axes[1:]], dtype=np.int64))
+        self.rows = self.lines * self.line_rows
+        self.depth = int(np.prod([a.filter for a in axes], dtype=np.int64)) * self.cg
         self.direct = all(a.filter == 1 and a.stride == 1 for a in axes)
         self.scratch_bytes = 0
         if self.direct:
-            self._call = ViewCache(
-                lambda x: as_shape(x, (self.rows, groups, cg)).transpose(1, 0, 2))
             return
-        pad = PaddedInput(in_shape, axes, F32)
-        cols = np.empty((groups, n, *(a.out for a in axes), *(a.filter for a in axes), cg), F32)
-        matrix = cols.reshape(groups, self.rows, self.depth)
-        dst = np.moveaxis(cols, 0, -2)
-        views = ViewCache(lambda p: window_view(p, axes, groups))
-        self.scratch_bytes = pad.nbytes + cols.nbytes
+        self._pad = PaddedInput(in_shape, axes, F32)
+        cols = np.empty((groups, n, *(a.out for a in axes), *(a.filter for a in axes),
+                         self.cg), F32)
+        self._matrix = cols.reshape(groups, self.rows, self.depth)
+        self._dst = np.moveaxis(cols, 0, -2)
+        self._axes = axes
+        self.scratch_bytes = self._pad.nbytes + cols.nbytes
 
-        def call(x: np.ndarray) -> np.ndarray:
-            np.copyto(dst, views(pad(x)))
-            return matrix
-        self._call = call
+    def bind(self, x: np.ndarray) -> tuple[np.ndarray, list[Call]]:
+        """The patch matrix of input ``x`` and the calls that pad ``x`` each run."""
+        if self.direct:
+            return as_shape(x, (self.rows, self.groups, self.cg)).transpose(1, 0, 2), []
+        if self._pad.buffer is None:
+            return self._matrix, []
+        return self._matrix, [partial(np.copyto, self._pad.interior, x[..., None])]
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self._call(x)
+    def fill_calls(self, x: np.ndarray, lines: slice) -> list[Call]:
+        """Calls copying the patches of output ``lines`` of ``x`` (after the padding)."""
+        if self.direct or lines.stop <= lines.start:
+            return []
+        src = window_view(x if self._pad.buffer is None else self._pad.buffer, self._axes,
+                          self.groups)
+        calls: list[Call] = []
+        for b in range(lines.start // self.first, (lines.stop - 1) // self.first + 1):
+            y0 = max(lines.start - b * self.first, 0)
+            y1 = min(lines.stop - b * self.first, self.first)
+            calls.append(partial(np.copyto, self._dst[b, y0:y1], src[b, y0:y1]))
+        return calls
 
 
 def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
               weights: Callable[[Sequence[Any]], np.ndarray], out_channels: int,
               bias: TensorSpec | None) -> Prepared:
-    """Prepared convolution: im2col, one (grouped) matmul into the output, bias, clamp.
+    """Prepared convolution: im2col, one (grouped) matmul into the output, bias, clamp;
+    large ones in two halves of output lines shared out to the thread budget.
 
     ``weights(ins)`` returns the filter as a ``(groups, K, out_channels / groups)`` matrix.
     """
@@ -145,18 +180,76 @@ def gemm_conv(ctx: OpContext, x: TensorSpec, axes: Sequence[Axis], groups: int,
     out_shape = (x.shape[0], *(a.out for a in axes), out_channels)
     im2col = Im2col(x.shape, axes, groups)
     ocg = out_channels // groups
-    get_bias = operand(bias, 2, lambda b: b.reshape(-1))
-    out_view = ViewCache(lambda o: as_shape(o, (im2col.rows, groups, ocg)).transpose(1, 0, 2))
-    if groups == 1:
-        def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-            out = out_view(outs[0])[0]
-            np.matmul(im2col(ins[0])[0], weights(ins)[0], out=out)
-            finish(out, get_bias(ins), act)
-    else:
-        def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-            np.matmul(im2col(ins[0]), weights(ins), out=out_view(outs[0]))
-            finish(as_shape(outs[0], (im2col.rows, out_channels)), get_bias(ins), act)
-    return ctx.done(run, out_shape, scratch_bytes=im2col.scratch_bytes)
+    size = im2col.line_rows
+    # bias and clamp run over whole output lines (the bias tiled along a line):
+    # numpy's inner loop is then a line, not out_channels elements
+    line_bias = tiled(bias, 2, (size, out_channels), lambda b: b.reshape(1, -1))
+    parts = gemm_parts(im2col.rows, im2col.lines, im2col.depth, out_channels, x.size * 4)
+    scratch = im2col.scratch_bytes + copied_bytes(bias, (size, out_channels))
+
+    def binder(residual: int | None, clamp: Any) -> Callable[..., Calls]:
+        """The bind of the convolution, or (``residual``: the index of an extra
+        input added to the output, ``clamp`` then the ADD's) of conv + ADD."""
+        def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
+            x, w = ins[0], weights(ins)
+            lines_out = as_shape(outs[0], (im2col.lines, size * out_channels))
+            res = None if residual is None else as_shape(ins[residual], lines_out.shape)
+            b_line, refresh = line_bias(ins)
+            b_line = None if b_line is None else as_shape(b_line, (size * out_channels,))
+            out = as_shape(outs[0], (im2col.rows, groups, ocg)).transpose(1, 0, 2)
+            matrix, first = im2col.bind(x)
+            first += refresh
+
+            def lines(block: slice) -> list[Call]:
+                r = slice(block.start * size, block.stop * size)
+                fill = im2col.fill_calls(x, block)
+                acc = (accumulate(matrix[0, r], w[0], out[0, r])
+                       if groups == 1 and (b_line is not None or res is not None) else None)
+                if acc is not None:   # out = (residual +) bias, BLAS adds the product
+                    dst = lines_out[block]
+                    start = (partial(np.copyto, dst, b_line) if res is None
+                             else partial(np.copyto, dst, res[block]) if b_line is None
+                             else partial(np.add, res[block], b_line, dst))
+                    return [*fill, start, acc] + ([] if clamp is None else [clamp.bind(dst)])
+                product = (partial(np.matmul, matrix[0, r], w[0], out[0, r]) if groups == 1
+                           else partial(np.matmul, matrix[:, r], w, out[:, r]))
+                calls = [*fill, product, *finish_calls(lines_out[block], b_line, None)]
+                if res is not None:
+                    calls.append(partial(np.add, lines_out[block], res[block], lines_out[block]))
+                return calls + ([] if clamp is None else [clamp.bind(lines_out[block])])
+            return Calls(first, lines(slice(0, im2col.lines)),
+                         [lines(span(im2col.lines, i, parts)) for i in range(parts)]
+                         if parts > 1 else [])
+        return bind
+
+    def fuse_add(residual: TensorSpec, index: int, activation: str) -> Prepared | None:
+        """conv + ``residual`` then ADD's clamp, for core.fuse (no activation of our own)."""
+        bounds = add_clamp_bounds(activation)
+        if act is not None or groups != 1 or bounds is None or residual.shape != out_shape:
+            return None
+        return ctx.done(BoundRun(binder(index, RangeClamp(*bounds))), out_shape,
+                        scratch_bytes=scratch)
+    prepared = ctx.done(BoundRun(binder(None, act)), out_shape, scratch_bytes=scratch)
+    prepared.fuse_add = fuse_add
+    return prepared
+
+
+def gemm_parts(rows: int, lines: int, depth: int, out_channels: int, input_bytes: int = 0
+               ) -> int:
+    """Parts (halves of the output lines, or 1) of a convolution's matrix product.
+
+    Only products with many rows split: splitting output channels, or a few
+    rows, lost more to moving data between the cores' caches than it won
+    (measured on MobileNetV2-224's 14x14 and 7x7 layers).
+    """
+    if lines < 2 or rows < 2 * PARALLEL_ROWS or rows < out_channels:
+        return 1
+    return split_parts(rows * depth * out_channels, PARALLEL_GEMM, input_bytes)
+
+
+def copied_bytes(spec: TensorSpec | None, shape: tuple[int, ...]) -> int:
+    """Scratch bytes of a :func:`tiled` operand (a buffer only for non-constant inputs)."""
+    return 0 if spec is None or spec.is_constant else 4 * int(np.prod(shape, dtype=np.int64))
 
 
 @register("CONV_2D", versions=(1, 8), types=FLOAT_TYPES)
@@ -180,7 +273,30 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     axes = window_axes(ctx, o.padding, (h, wd), (kh, kw), (o.stride_h, o.stride_w),
                        (o.dilation_h_factor, o.dilation_w_factor))
     weights = operand(w, 1, lambda f: f.reshape(groups, oc // groups, -1).transpose(0, 2, 1))
-    return gemm_conv(ctx, x, axes, groups, weights, oc, optional_bias(ctx, 2, oc))
+    bias = optional_bias(ctx, 2, oc)
+
+    def build(x: TensorSpec, axes: Sequence[Axis], bias: TensorSpec | None = bias
+              ) -> Prepared:
+        prepared = gemm_conv(ctx, x, axes, groups, weights, oc, bias)
+        prepared.fuse_pad = pad_fusion(prepared, lambda x, grown: build(x, grown, bias), axes)
+        direct = all(a.filter == 1 and a.stride == 1 and not a.before and not a.after
+                     for a in axes)
+        if direct and groups == 1 and w.is_constant and (bias is None or bias.is_constant):
+            prepared.fold_bias = partial(_fold_bias, build, x, axes, w, bias)
+        return prepared
+    return build(x, axes)
+
+
+def _fold_bias(build: Callable[..., Prepared], x: TensorSpec, axes: Sequence[Axis],
+               w: TensorSpec, bias: TensorSpec | None, incoming: np.ndarray) -> Prepared:
+    """A 1x1 convolution whose input lost its per-channel bias ``incoming``: its own
+    bias grows by ``incoming @ W`` (computed once, in double)."""
+    matrix = w.data.reshape(w.shape[0], -1).astype(np.float64)
+    total = matrix @ incoming.astype(np.float64).reshape(-1)
+    if bias is not None:
+        total += bias.data.reshape(-1)
+    grown = TensorSpec(w.tensor, (w.shape[0],), total.astype(np.float32))
+    return build(x, axes, grown)
 
 
 @register("CONV_3D", versions=(1, 1), types=FLOAT_TYPES)
@@ -226,57 +342,148 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     o = ctx.options
     axes = window_axes(ctx, o.padding, (h, wd), (kh, kw), (o.stride_h, o.stride_w),
                        (o.dilation_h_factor, o.dilation_w_factor))
-    out_shape = (n, axes[0].out, axes[1].out, oc)
-    taps = kh * kw
-    weights = tiled(w, 1, (taps, axes[1].out, oc), lambda f: f.reshape(taps, 1, oc))
-    bias = tiled(optional_bias(ctx, 2, oc), 2, (axes[1].out, oc), lambda b: b.reshape(1, oc))
-    pad = PaddedInput(x.shape, axes, F32, repeat=oc // c)
-    run = _depthwise_run(pad, tap_indices(axes), out_shape, weights, bias, clamp_activation(ctx))
-    return ctx.done(run, out_shape, scratch_bytes=pad.nbytes + 4 * int(np.prod(out_shape)))
+    bias_spec = optional_bias(ctx, 2, oc)
+    act = clamp_activation(ctx)
+
+    def build(x: TensorSpec, axes: Sequence[Axis], bias_spec: TensorSpec | None = bias_spec
+              ) -> Prepared:
+        prepared = depthwise(x, axes, bias_spec)
+        prepared.fuse_pad = pad_fusion(prepared, lambda x, grown: build(x, grown, bias_spec),
+                                       axes)
+        if act is None and bias_spec is not None and bias_spec.is_constant:
+            prepared.unbias = lambda: (build(x, axes, None), bias_spec.data.reshape(-1))
+        return prepared
+
+    def depthwise(x: TensorSpec, axes: Sequence[Axis], bias_spec: TensorSpec | None
+                  ) -> Prepared:
+        out_shape = (n, axes[0].out, axes[1].out, oc)
+        flat = _depthwise_flat(axes, oc, x.size * 4)
+        work = int(np.prod(out_shape, dtype=np.int64)) * kh * kw
+        regions = TapRegions(x.shape, axes, F32, flat=flat, repeat=oc // c,
+                             split=x.size >= DEPTHWISE_SPLIT)
+        width = axes[1].out if flat else 1
+        weights = tiled(w, 1, (kh, kw, width, oc), lambda f: f.reshape(kh, kw, 1, oc))
+        bias = tiled(bias_spec, 2, (axes[1].out, oc), lambda b: b.reshape(1, oc))
+        bind = _depthwise_bind(regions, out_shape, weights, bias, act,
+                               split_parts(work, PARALLEL_MACS, x.size * 4))
+        scratch = (regions.nbytes + copied_bytes(w, (kh, kw, width, oc))
+                   + copied_bytes(bias_spec, (axes[1].out, oc)))
+        return ctx.done(BoundRun(bind), out_shape, scratch_bytes=scratch)
+    return build(x, axes)
+
+
+def pad_fusion(prepared: Prepared, build: Callable[[TensorSpec, Sequence[Axis]], Prepared],
+               axes: Sequence[Axis]) -> Callable[..., Prepared | None]:
+    """The ``fuse_pad`` hook (core.fuse) of ``prepared``: the same op reading the
+    input of a zero PAD before it, whose height and width padding joins its own."""
+    def fuse_pad(x: TensorSpec, pads: Sequence[tuple[int, int]]) -> Prepared | None:
+        grown = []
+        for a, (lo, hi) in zip(axes, pads):
+            if lo < 0 or hi < 0 or a.size - lo - hi < 0:
+                return None
+            grown.append(dataclasses.replace(a, size=a.size - lo - hi, before=a.before + lo,
+                                             after=a.after + hi))
+        fused = build(x, grown)
+        return fused if fused.output_shapes == prepared.output_shapes else None
+    return fuse_pad
+
+
+#: Input elements from which a depthwise convolution reads its padding-free
+#: interior straight from the input (and only the border through small padded
+#: copies) rather than copying the whole input into a padded buffer: the copy
+#: saved outweighs the four extra (small) einsum calls.
+DEPTHWISE_SPLIT = 1 << 16
+
+
+#: Longest flat row one depthwise einsum call multiply-accumulates: the output,
+#: tap and weight stretches of longer rows no longer fit the L1 cache together
+#: (rows of 5-8K floats ran 10-15% faster cut in 4K pieces).
+FLAT_CHUNK = 4096
+
+
+def _row_chunks(length: int) -> list[slice]:
+    """Near-equal pieces of a flat row of ``length`` (0: the whole last axis)."""
+    if length <= FLAT_CHUNK:
+        return [slice(None)]
+    n = -(-length // FLAT_CHUNK)
+    return [span(length, i, n) for i in range(n)]
+
+
+def _depthwise_flat(axes: Sequence[Axis], channels: int, in_bytes: int) -> bool:
+    """Whether whole output rows (flat views) beat per-pixel channel runs.
+
+    Flat einsum loops run over ``out_w * C`` elements (fast for any ``C``), but a
+    width stride > 1 must first gather the column taps (about 1.5 input copies).
+    Per-pixel loops read the input in place but run over only ``C`` elements:
+    they win with strides when channels are many, or the input is too big for
+    the gather to stay in cache (measured on MobileNet and MediaPipe shapes).
+    """
+    if axes[1].stride == 1 or axes[1].out == 1:
+        return True
+    return channels < (64 if in_bytes > (2 << 20) else 128)
 
 
 def tiled(spec: TensorSpec | None, index: int, shape: tuple[int, ...],
-          view: Callable[[np.ndarray], np.ndarray]) -> Callable[[Sequence[Any]], Any]:
-    """A getter for input ``index`` broadcast to ``shape`` (constants once, at prepare;
-    other tensors into one reused buffer on each run)."""
+          view: Callable[[np.ndarray], np.ndarray]
+          ) -> Callable[[Sequence[Any]], tuple[np.ndarray | None, list[Call]]]:
+    """A binder for input ``index`` broadcast to ``shape``: (array, calls refreshing
+    it each run). Constants are broadcast once, at prepare; other inputs are
+    copied into one buffer by the calls."""
     if spec is None:
-        return lambda ins: None
+        return lambda ins: (None, [])
     if spec.is_constant:
         fixed = np.ascontiguousarray(np.broadcast_to(view(spec.data), shape))
-        return lambda ins: fixed
+        return lambda ins: (fixed, [])
     buf = np.empty(shape, F32)
-
-    def get(ins: Sequence[Any]) -> np.ndarray:
-        np.copyto(buf, view(ins[index]))
-        return buf
-    return get
+    return lambda ins: (buf, [partial(np.copyto, buf, view(ins[index]))])
 
 
-def _depthwise_run(pad: PaddedInput, taps: Sequence[tuple[slice, ...]],
-                   out_shape: tuple[int, ...], weights: Callable[[Sequence[Any]], np.ndarray],
-                   bias: Callable[[Sequence[Any]], np.ndarray | None], act: InPlace
-                   ) -> Callable[..., None]:
-    """out = bias + sum over taps of (tap view * tap weights), two passes per tap.
+def _depthwise_bind(regions: TapRegions, out_shape: tuple[int, ...],
+                    weights: Callable[[Sequence[Any]], tuple[Any, list[Call]]],
+                    bias: Callable[[Sequence[Any]], tuple[Any, list[Call]]],
+                    act: Clamp | None, parts: int) -> Callable[..., Calls]:
+    """out = bias + sum over taps of (tap view * tap weights): one einsum per region.
 
-    The input's channels are repeated ``depth_multiplier`` times (in the padded
-    buffer) and the weights tiled along the output width, so every operand
-    has the output's layout and numpy runs each pass in long contiguous rows.
+    Flat regions multiply-accumulate whole output rows (the weights are tiled
+    along the output width), so einsum's inner loop is long however few
+    channels there are; per-pixel regions use the untiled weights. Large
+    layers split the output rows across threads (bias and clamp included).
     """
-    views = ViewCache(lambda p: [p[i] for i in taps])
-    tmp = np.empty(out_shape, F32)
+    n, ho, wo, oc = out_shape
+    kh, kw = regions.ay.filter, regions.ax.filter
+    spec = "nhijx,ijx->nhx" if regions.flat else "nhwijc,ijc->nhwc"
 
-    def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-        out = outs[0]
-        src, w, b = views(pad(ins[0])), weights(ins), bias(ins)
-        np.multiply(src[0], w[0], out=out)
-        for t in range(1, len(src)):
-            np.multiply(src[t], w[t], out=tmp)
-            np.add(out, tmp, out=out)
-        if b is not None:
-            np.add(out, b, out=out)
-        if act is not None:
-            act(out)
-    return run
+    def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
+        x, out = ins[0], outs[0]
+        (w, w_calls), (b, b_calls) = weights(ins), bias(ins)
+        w = as_shape(w, (kh, kw, -1) if regions.flat else (kh, kw, oc))
+        b = None if b is None else as_shape(b, (wo * oc,))
+        jobs = []
+        for r in regions.regions:
+            (r0, r1), (c0, c1) = r.rows, r.cols
+            o = out[:, r0:r1, c0:c1]
+            if regions.flat:
+                o, ww = as_shape(o, (n, r1 - r0, (c1 - c0) * oc)), w[..., :(c1 - c0) * oc]
+            else:
+                ww = w
+            jobs.append((r0, r.view(x), o, ww))
+        rows = as_shape(out, (n, ho, wo * oc))
+
+        def block(part: slice) -> list[Call]:
+            calls: list[Call] = []
+            for r0, src, dst, ww in jobs:
+                a, z = max(part.start - r0, 0), min(part.stop - r0, dst.shape[1])
+                if z <= a:
+                    continue
+                for q in _row_chunks(dst.shape[2] if regions.flat else 0):
+                    calls.append(partial(c_einsum, spec, src[:, a:z, ..., q], ww[..., q],
+                                         out=dst[:, a:z, ..., q]))
+            return calls + finish_calls(rows[:, part], b, act)
+        first = [partial(np.copyto, dst, x[index]) for r in regions.regions
+                 for dst, index in r.copies] + w_calls + b_calls
+        return Calls(first, block(slice(0, ho)), [block(span(ho, i, parts)) for i in range(parts)]
+                     if parts > 1 else [])
+    return bind
 
 
 # -- TRANSPOSE_CONV --------------------------------------------------------------------
@@ -430,12 +637,21 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
     weights = operand(w, 1, lambda f: f.T)
     bias = operand(optional_bias(ctx, 2, units), 2, lambda b: b.reshape(-1))
     act = clamp_activation(ctx)
+    parts = gemm_parts(rows, rows, depth, units, x.size * 4)
 
-    def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-        out = as_shape(outs[0], (rows, units))
-        np.matmul(as_shape(ins[0], (rows, depth)), weights(ins), out=out)
-        finish(out, bias(ins), act)
-    return ctx.done(run, out_shape)
+    def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
+        x, out = as_shape(ins[0], (rows, depth)), as_shape(outs[0], (rows, units))
+        w, b = weights(ins), bias(ins)
+
+        def block(part: slice) -> list[Call]:
+            acc = None if b is None else accumulate(x[part], w, out[part])
+            if acc is not None:   # out = bias, then BLAS adds the product (no bias pass)
+                return [partial(np.copyto, out[part], b), acc,
+                        *([] if act is None else [act.bind(out[part])])]
+            return [partial(np.matmul, x[part], w, out[part]), *finish_calls(out[part], b, act)]
+        return Calls([], block(slice(0, rows)),
+                     [block(span(rows, i, parts)) for i in range(parts)] if parts > 1 else [])
+    return ctx.done(BoundRun(bind), out_shape)
 
 
 @register("BATCH_MATMUL", versions=(1, 4), types=FLOAT_TYPES)
@@ -463,6 +679,6 @@ def prepare_batch_matmul(ctx: OpContext) -> Prepared:
     lhs = operand(a, 0, lambda t: adjoint(t, adj_x))
     rhs = operand(b, 1, lambda t: adjoint(t, adj_y))
 
-    def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-        np.matmul(lhs(ins), rhs(ins), out=outs[0])
-    return ctx.done(run, out_shape)
+    def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
+        return Calls([], [partial(np.matmul, lhs(ins), rhs(ins), outs[0])])
+    return ctx.done(BoundRun(bind), out_shape)

@@ -22,6 +22,7 @@ rank.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -30,6 +31,7 @@ from edgeplex.core.kernel_api import OpContext, Prepared, TensorSpec
 
 from .common import broadcast_shape
 from .registry import register
+from .windows import BoundRun, Call, Calls, clip_ufunc
 
 Ufunc = Callable[..., np.ndarray]
 Run = Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], None]
@@ -121,8 +123,33 @@ def activation_clamp(ctx: OpContext, dtype: np.dtype) -> InPlace | None:
     else:
         ctx.fail(f"fused activation {act!r} is not supported")
     # C++ converts the bounds to the tensor type (unsigned types wrap -1).
-    lo_t, hi_t = np.array(lo).astype(dtype), np.array(hi).astype(dtype)
-    return lambda a: np.clip(a, lo_t, hi_t, out=a)
+    return RangeClamp(np.array(lo).astype(dtype), np.array(hi).astype(dtype))
+
+
+def add_clamp_bounds(act: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """float32 (lo, hi) that a float ADD with fused activation ``act`` clamps to
+    (None for activations ADD does not support)."""
+    top = np.finfo(np.float32).max
+    if act in _CLAMPS:
+        lo, hi = _CLAMPS[act]
+        return np.float32(lo), np.float32(top if hi is None else hi)
+    if act in _NO_RANGE:
+        return np.float32(-top), np.float32(top)
+    return None
+
+
+class RangeClamp:
+    """An in-place clamp to ``[lo, hi]`` (bounds as 0-d arrays of the tensor type)."""
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        self.lo, self.hi = lo, hi
+
+    def __call__(self, a: np.ndarray) -> None:
+        clip_ufunc(a, self.lo, self.hi, a)
+
+    def bind(self, a: np.ndarray) -> Call:
+        """The clamp of ``a`` as a ready call."""
+        return partial(clip_ufunc, a, self.lo, self.hi, a)
 
 
 def _divisor_check(ctx: OpContext, b: TensorSpec) -> Callable[[np.ndarray], None] | None:
@@ -142,7 +169,10 @@ def _divisor_check(ctx: OpContext, b: TensorSpec) -> Callable[[np.ndarray], None
 def _arith(ctx: OpContext, compute: Callable[[np.ndarray, np.ndarray, np.ndarray], object],
            max_rank: int | None = MAX_BROADCAST_RANK, zero_check: bool = False,
            scratch_bytes: int = 0) -> Prepared:
-    """A binary op with a fused activation: ``compute(a, b, out)`` then the clamp."""
+    """A binary op with a fused activation: ``compute(a, b, out)`` then the clamp
+    (a ufunc ``compute`` is called directly). The calls are bound to the step's
+    arrays once (:class:`~.windows.BoundRun`); the interpreter runs them with
+    numpy's floating-point warnings off."""
     a, b, shape = binary_operands(ctx, max_rank)
     expect_output_type(ctx, a.type_name)
     clamp = activation_clamp(ctx, a.dtype)
@@ -150,14 +180,13 @@ def _arith(ctx: OpContext, compute: Callable[[np.ndarray, np.ndarray, np.ndarray
     if is_empty(shape):
         return nothing_to_do(ctx, shape)
 
-    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        if check is not None:
-            check(ins[1])
-        compute(ins[0], ins[1], outs[0])
+    def bind(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> Calls:
+        calls: list[Call] = [] if check is None else [partial(check, ins[1])]
+        calls.append(partial(compute, ins[0], ins[1], outs[0]))
         if clamp is not None:
-            clamp(outs[0])
-    return ctx.done(quiet(run) if a.dtype.kind in "fc" or zero_check else run, shape,
-                    scratch_bytes=scratch_bytes)
+            calls.append(clamp.bind(outs[0]))
+        return Calls([], calls)
+    return ctx.done(BoundRun(bind), shape, scratch_bytes=scratch_bytes)
 
 
 def _ufunc2(ufunc: Ufunc) -> Callable[[np.ndarray, np.ndarray, np.ndarray], object]:
@@ -174,20 +203,20 @@ def _trunc_divide(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
 @register("ADD", versions=(1, 6), types=NUMERIC)
 def prepare_add(ctx: OpContext) -> Prepared:
     """ADD: a + b with broadcasting and a fused activation."""
-    return _arith(ctx, _ufunc2(np.add), max_rank=None)
+    return _arith(ctx, np.add, max_rank=None)
 
 
 @register("SUB", versions=(1, 5), types=F32 | I32 | I64)
 def prepare_sub(ctx: OpContext) -> Prepared:
     """SUB: a - b with broadcasting and a fused activation."""
-    return _arith(ctx, _ufunc2(np.subtract))
+    return _arith(ctx, np.subtract)
 
 
 @register("MUL", versions=(1, 8), types=NUMERIC | {"UINT32", "COMPLEX64"})
 def prepare_mul(ctx: OpContext) -> Prepared:
     """MUL: a * b with broadcasting and a fused activation (none for COMPLEX64)."""
     if ctx.input(0).type_name != "COMPLEX64":
-        return _arith(ctx, _ufunc2(np.multiply), max_rank=None)
+        return _arith(ctx, np.multiply, max_rank=None)
     tmp = np.empty(binary_operands(ctx, None)[2], np.float32)
     return _arith(ctx, _complex_multiply(tmp), max_rank=None, scratch_bytes=tmp.nbytes)
 
@@ -210,7 +239,7 @@ def prepare_div(ctx: OpContext) -> Prepared:
     """DIV: a / b; integers truncate toward zero and a zero divisor fails."""
     if ctx.input(0).type_name == "INT32":
         return _arith(ctx, _trunc_divide, zero_check=True)
-    return _arith(ctx, _ufunc2(np.divide))
+    return _arith(ctx, np.divide)
 
 
 def _binary(ctx: OpContext, compute: Callable[[np.ndarray, np.ndarray, np.ndarray], object]
@@ -327,10 +356,8 @@ def unary(ctx: OpContext, compute: Callable[[np.ndarray, np.ndarray], object]) -
     x = unary_operand(ctx)
     if is_empty(x.shape):
         return nothing_to_do(ctx, x.shape)
-
-    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        compute(ins[0], outs[0])
-    return ctx.done(quiet(run) if x.dtype.kind == "f" else run, x.shape)
+    return ctx.done(BoundRun(lambda ins, outs: Calls([], [partial(compute, ins[0], outs[0])])),
+                    x.shape)
 
 
 def _ufunc1(ufunc: Ufunc) -> Callable[[np.ndarray, np.ndarray], object]:

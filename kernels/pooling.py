@@ -13,6 +13,7 @@ count half away from zero, TFLite's reference integer AveragePool.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -21,8 +22,8 @@ from edgeplex.core.kernel_api import OpContext, Prepared
 
 from .quant_math import activation_range, clip_into
 from .registry import FLOAT_TYPES, QUANT_TYPES, register
-from .windows import Axis, PaddedInput, ViewCache, clamp_activation, tap_indices, window_axes, \
-    window_view
+from .windows import (Axis, BoundRun, Calls, Clamp, PaddedInput, ViewCache, clamp_activation,
+                      tap_indices, window_axes, window_view)
 
 InPlace = Callable[[np.ndarray], Any]
 
@@ -65,7 +66,8 @@ class Taps:
         x = ctx.input(0)
         self.pad = PaddedInput(x.shape, axes, x.dtype, fill)
         indices = tap_indices(axes)
-        self._views = ViewCache(lambda p: [p[i] for i in indices])
+        self.views: Callable[[np.ndarray], list[np.ndarray]] = lambda p: [p[i] for i in indices]
+        self._views = ViewCache(self.views)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         return self._views(self.pad(x))
@@ -79,15 +81,20 @@ def reduce_taps(views: Sequence[np.ndarray], out: np.ndarray, ufunc: Any) -> Non
 
 
 # -- float -----------------------------------------------------------------------------
-def _float_max(ctx: OpContext, axes: Sequence[Axis], act: InPlace | None
+def _float_max(ctx: OpContext, axes: Sequence[Axis], act: Clamp | None
                ) -> tuple[Callable[..., None], int]:
+    """The maximum over the taps, in tap order, then the clamp; bound calls."""
     taps = Taps(ctx, axes, -np.inf)
 
-    def run(ins: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
-        reduce_taps(taps(ins[0]), outs[0], np.maximum)
-        if act is not None:
-            act(outs[0])
-    return run, taps.pad.nbytes
+    def bind(ins: Sequence[Any], outs: Sequence[Any]) -> Calls:
+        x, out = ins[0], outs[0]
+        pad = taps.pad
+        first = [] if pad.buffer is None else [partial(np.copyto, pad.interior, x[..., None])]
+        views = taps.views(pad.buffer if pad.buffer is not None else x)
+        calls = [partial(np.copyto, out, views[0])]
+        calls += [partial(np.maximum, out, v, out=out) for v in views[1:]]
+        return Calls(first, calls + ([act.bind(out)] if act is not None else []))
+    return BoundRun(bind), taps.pad.nbytes
 
 
 def _float_average(ctx: OpContext, axes: Sequence[Axis], act: InPlace | None, square: bool

@@ -22,12 +22,13 @@ the tests check bit for bit:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
 
 from edgeplex.core.errors import InterpreterError
-from edgeplex.core.kernel_api import OpContext, Prepared, RunFn
+from edgeplex.core.kernel_api import BoundRun, Call, Calls, OpContext, Prepared, RunFn
 
 from .registry import register
 
@@ -221,23 +222,43 @@ def _plan_bilinear_float(geo: Geometry) -> Plan:
 
 
 def _plan_bilinear_2x(geo: Geometry) -> Plan:
-    """The optimized kernel's exact 2x upscale: pairwise float32 averages."""
-    h, w = geo.in_h, geo.in_w
-    y1 = np.minimum(np.arange(h) + 1, h - 1)
-    x1 = np.minimum(np.arange(w) + 1, w - 1)
+    """The optimized kernel's exact 2x upscale: pairwise float32 averages.
+
+    With ``right`` the input shifted one column left and ``below`` one row up
+    (the last column / row repeated): the four output phases are ``x``,
+    ``(x + right) / 2``, ``(x + below) / 2`` and ``((x + below) / 2 +
+    (right + right below) / 2) / 2``, each sum split into the shifted part and
+    the repeated edge, bound once into preallocated memory.
+    """
+    n, h, w, c = geo.batch, geo.in_h, geo.in_w, geo.depth
+    corner = np.empty((n, h, w, c), np.float32)    # (right + right below) / 2
     half = np.float32(0.5)
 
-    def run(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+    def pairs(x: np.ndarray, axis: int, first: slice, out: np.ndarray) -> list[Call]:
+        """out = x + x shifted by one along ``axis`` (edge repeated), columns ``first``."""
+        def at(a: np.ndarray, i: slice, j: slice) -> np.ndarray:
+            return a[(slice(None), i, j) if axis == 1 else (slice(None), j, i)]
+        rest = slice(None)
+        return [partial(np.add, at(x, slice(None, -1), first), at(x, slice(1, None), first),
+                        at(out, slice(None, -1), rest)),
+                partial(np.add, at(x, slice(-1, None), first), at(x, slice(-1, None), first),
+                        at(out, slice(-1, None), rest))]
+
+    def bind(ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> Calls:
         x = ins[0]
-        out = outs[0].reshape(geo.batch, h, 2, w, 2, geo.depth)
-        right = x[:, :, x1]
-        out[:, :, 0, :, 0] = x
-        np.multiply(x + right, half, out=out[:, :, 0, :, 1])
-        bottom_left = out[:, :, 1, :, 0]
-        np.multiply(x + x[:, y1], half, out=bottom_left)
-        bottom_right = (right + right[:, y1]) * half
-        np.multiply(bottom_left + bottom_right, half, out=out[:, :, 1, :, 1])
-    return run, 0
+        out = outs[0].reshape(n, h, 2, w, 2, c)
+        o01, o10, o11 = out[:, :, 0, :, 1], out[:, :, 1, :, 0], out[:, :, 1, :, 1]
+        calls: list[Call] = [partial(np.copyto, out[:, :, 0, :, 0], x)]
+        calls += pairs(x, 2, slice(None), o01) + [partial(np.multiply, o01, half, o01)]
+        calls += pairs(x, 1, slice(None), o10) + [partial(np.multiply, o10, half, o10)]
+        # corner: rows of right + right below, right's columns being x[:, :, 1:] then
+        # the last column again
+        calls += pairs(x, 1, slice(1, None), corner[:, :, :-1])
+        calls += pairs(x, 1, slice(-1, None), corner[:, :, -1:])
+        calls += [partial(np.multiply, corner, half, corner),
+                  partial(np.add, o10, corner, o11), partial(np.multiply, o11, half, o11)]
+        return Calls([], calls)
+    return BoundRun(bind), corner.nbytes
 
 
 def _plan_bilinear_uint8(geo: Geometry) -> Plan:
