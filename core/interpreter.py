@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import InterpreterError, ModelError
+from .errors import InterpreterError
 from .ir import Model, Tensor
 from .parallel import thread_budget
 from .plan import DEFAULT_MEMORY_LIMIT, PlanOptions, PlanRuntime, ProfileRecord, SubgraphPlan
 from .reader import read_model
+
+if TYPE_CHECKING:
+    from .signature import SignatureRunner
 
 
 def _default_resolver() -> Any:

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeplex.core.errors import EdgeplexError
 from edgeplex.core.interpreter import Interpreter
-from edgeplex.core.ir import Model, Operator, Quantization, Tensor
+from edgeplex.core.ir import Operator, Quantization, Tensor
 from edgeplex.core.reader import read_model
 from edgeplex.core.schema import tensor_type_name
 from edgeplex.core.writer import write_model
