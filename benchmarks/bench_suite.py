@@ -1,6 +1,6 @@
 """The full CPU benchmark: edgeplex against LiteRT on every reference model.
 
-    python benchmarks/bench_suite.py [--threads 2] [--rounds 15] [--quick]
+    python benchmarks/bench_suite.py [--threads 2] [--rounds 15] [--quick] [--toy]
 
 One process, same thread count for everyone, warm-up, interleaved rounds,
 medians. For each model it prints the median invoke latency of edgeplex and
@@ -9,6 +9,8 @@ ratios; then per model the load + allocate_tensors time, the planned
 activation + scratch bytes and the peak Python memory traced during one
 invoke; then the per-op dispatch overhead on a chain of 1,000 tiny ADDs;
 then the geometric means and each target of the speed issue as met/missed.
+The transformer block and the LSTM run at on-device sizes (TRANSFORMER_SIZE,
+LSTM_SIZE below); ``--toy`` adds the tiny test-size versions as extra rows.
 """
 from __future__ import annotations
 
@@ -60,10 +62,26 @@ def cases(quick: bool) -> list[Case]:
         make = (lambda size=size, alpha=alpha: builders.mobilenet_v2(size, alpha, 1000))
         out.append(Case(f"mobilenet_v2_{size}_a{alpha}", "float", make))
         out.append(Case(f"mobilenet_v2_{size}_a{alpha}_int8", "int8", _int8(make)))
-    out.append(Case("transformer_encoder", "float", builders.transformer_encoder))
+    out.append(Case("transformer_encoder", "float", lambda: builders.transformer_encoder(
+        **TRANSFORMER_SIZE)))
     out.append(Case("kws_dscnn_int8", "int8", _int8(builders.kws_dscnn)))
-    out.append(Case("lstm_sequence", "float", builders.lstm_sequence))
+    out.append(Case("lstm_sequence", "float", lambda: builders.lstm_sequence(**LSTM_SIZE)))
     return out
+
+
+#: Sizes of on-device sequence models: a BERT-tiny-like encoder block (d_model
+#: 128, feed-forward 512, 64 tokens) and a 128-unit LSTM over 50 frames of 40
+#: features (a keyword-spotting front end). The builders' defaults are toy
+#: sizes for tests, where per-op overhead is all there is to measure; the
+#: dispatch-overhead line measures that directly, and --toy adds those rows.
+TRANSFORMER_SIZE = dict(seq=64, d_model=128, heads=4, ff=512, vocab=1000)
+LSTM_SIZE = dict(units=128, features=40, steps=50)
+
+
+def toy_cases() -> list[Case]:
+    """The builders' tiny default transformer block and LSTM (overhead-bound)."""
+    return [Case("toy_transformer_encoder", "toy", builders.transformer_encoder),
+            Case("toy_lstm_sequence", "toy", builders.lstm_sequence)]
 
 
 def _load_ms(model: bytes) -> float:
@@ -118,9 +136,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--quick", action="store_true", help="skip the 224x224 models")
+    p.add_argument("--toy", action="store_true",
+                   help="also time the tiny test-size transformer and LSTM (not in the means)")
     args = p.parse_args()
     rows = []
-    for case in cases(args.quick):
+    for case in cases(args.quick) + (toy_cases() if args.toy else []):
         rows.append(run_case(case, args.threads, args.rounds))
         print(f"  measured {case.name}", file=sys.stderr, flush=True)
     print(f"num_threads={args.threads}; medians in ms; ratios are edgeplex / LiteRT\n")
